@@ -1,0 +1,20 @@
+# Generates a C file holding the Avro schemas of schemas/ as string constants,
+# so the code reads the contract from the same files other clients use.
+# Invoked at build time: cmake -DSCHEMA_DIR=... -DOUTPUT=... -P embed_schemas.cmake
+set(names Command InventoryEvent CommandOutcome InventorySnapshot)
+set(body "/* Generated from the .avsc files of schemas/ by cmake/embed_schemas.cmake. */\n")
+string(APPEND body "#include \"panther/codec.h\"\n\n")
+string(APPEND body "static const char *const schema_texts[PN_SCHEMA__COUNT] = {\n")
+foreach(name IN LISTS names)
+  file(READ "${SCHEMA_DIR}/${name}.avsc" text)
+  string(REPLACE "\\" "\\\\" text "${text}")
+  string(REPLACE "\"" "\\\"" text "${text}")
+  string(REPLACE "\n" "\\n\"\n    \"" text "${text}")
+  string(APPEND body "    /* ${name}.avsc */\n    \"${text}\",\n")
+endforeach()
+string(APPEND body "};\n\n")
+string(APPEND body "const char *pn_schema_json(pn_schema_id_t which) {\n")
+string(APPEND body "    if ((unsigned)which >= PN_SCHEMA__COUNT)\n        return NULL;\n")
+string(APPEND body "    return schema_texts[which];\n}\n")
+file(WRITE "${OUTPUT}.tmp" "${body}")
+file(COPY_FILE "${OUTPUT}.tmp" "${OUTPUT}" ONLY_IF_DIFFERENT)

@@ -1,0 +1,189 @@
+/*
+ * Local state on RocksDB (DESIGN.md section 7). One database per worker with
+ * four column families:
+ *
+ *   events     stream key + big-endian version -> command time + encoded
+ *              InventoryEvent (opaque bytes to the store)
+ *   snapshots  stream key -> fold format version, stream version, state
+ *   dedup      stream key + command id -> partition, sequence, command time,
+ *              outcome (the idempotency index)
+ *   meta       store format version; per-partition checkpoint (next
+ *              events-topic offset to apply) and idempotency watermark
+ *
+ * The store knows domain types but not Avro: event bytes are opaque, so
+ * rebuilding a stale snapshot is the engine's job (pn_store_scan_events).
+ * All writes of one committed batch go through one pn_store_batch_t and land
+ * atomically, or not at all.
+ *
+ * A store handle may be used from one thread at a time.
+ */
+#ifndef PANTHER_STORE_H
+#define PANTHER_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "panther/domain.h"
+#include "panther/err.h"
+
+typedef struct pn_store_s pn_store_t;
+typedef struct pn_store_batch_s pn_store_batch_t;
+
+/** Version of the snapshot encoding and of the fold that produced it. Bump
+ *  when evolve changes meaning: snapshots of another version are deleted
+ *  and rebuilt from events. */
+#define PN_FOLD_FORMAT_VERSION 1u
+
+typedef struct pn_store_options {
+    const char *path;             /* directory; created if missing */
+    uint64_t block_cache_bytes;   /* one shared LRU cache; 0 = 32 MiB */
+    uint64_t write_buffer_bytes;  /* budget for all memtables; 0 = 64 MiB */
+    bool sync_writes;             /* fsync the WAL on every commit */
+    uint32_t fold_format_version; /* 0 = PN_FOLD_FORMAT_VERSION (tests set
+                                     it to simulate an upgrade) */
+    /* Events covered by a snapshot and older than this (command time) are
+     * dropped by pn_store_expire_events. 0 = keep forever. */
+    int64_t event_retention_ms;
+} pn_store_options_t;
+
+/**
+ * Opens or creates the store. Fails with PN_ERR_STORE_CORRUPT or
+ * PN_ERR_STORE_VERSION (message in errstr naming the path) when the
+ * directory holds something Panther cannot use. *storep owned by caller.
+ */
+PN_MUST_CHECK pn_err_t pn_store_open(const pn_store_options_t *opts,
+                                     pn_store_t **storep, char *errstr,
+                                     size_t errstr_size);
+
+/** Flushes nothing extra (the WAL is durable enough); NULL-safe. */
+void pn_store_close(pn_store_t *store);
+
+/**
+ * Reads the snapshot of a stream into state (initialised by the caller).
+ * *found = false when there is none, or when its fold format version is not
+ * the running one: such a snapshot is deleted on the spot and the caller
+ * rebuilds from events.
+ */
+PN_MUST_CHECK pn_err_t pn_store_get_snapshot(pn_store_t *store,
+                                             pn_str_t stream_key,
+                                             pn_state_t *state, bool *found);
+
+/** Called once per event in version order; a non-OK return stops the scan
+ *  and is returned by pn_store_scan_events. */
+typedef pn_err_t (*pn_store_event_fn)(void *opaque, int64_t version,
+                                      const void *data, size_t len);
+
+/** Visits the stored events of a stream with version >= from_version. */
+PN_MUST_CHECK pn_err_t pn_store_scan_events(pn_store_t *store,
+                                            pn_str_t stream_key,
+                                            int64_t from_version,
+                                            pn_store_event_fn fn,
+                                            void *opaque);
+
+/** An idempotency index entry. */
+typedef struct pn_dedup_entry {
+    int32_t partition;
+    uint64_t seq;  /* position of the command in its partition */
+    int64_t at_ms; /* command time */
+    pn_outcome_t outcome;
+} pn_dedup_entry_t;
+
+/** Looks up (stream, command id); *found = false when absent. */
+PN_MUST_CHECK pn_err_t pn_store_get_dedup(pn_store_t *store,
+                                          pn_str_t stream_key,
+                                          pn_str_t command_id,
+                                          pn_dedup_entry_t *entry,
+                                          bool *found);
+
+/** Per-partition metadata kept with every batch. */
+typedef struct pn_partition_meta {
+    int64_t events_offset; /* next events-topic offset to apply; -1 none */
+    uint64_t dedup_seq;    /* commands executed in the partition so far */
+    int64_t dedup_max_at_ms; /* latest command time seen */
+} pn_partition_meta_t;
+
+/** *found = false (and meta zeroed, offset -1) for an unknown partition. */
+PN_MUST_CHECK pn_err_t pn_store_get_partition_meta(pn_store_t *store,
+                                                   int32_t partition,
+                                                   pn_partition_meta_t *meta,
+                                                   bool *found);
+
+/** Deletes the stream events, snapshots, idempotency entries and metadata
+ *  of one partition's streams. `owns` says whether a stream key belongs to
+ *  the partition. Used when the local copy must be rebuilt from Kafka. */
+typedef bool (*pn_store_key_filter_fn)(void *opaque, pn_str_t stream_key);
+
+/* --- batches ----------------------------------------------------------- */
+
+/** A new empty batch. Owned by the caller; pn_store_batch_free() frees. */
+PN_MUST_CHECK pn_err_t pn_store_batch_new(pn_store_batch_t **batchp);
+void pn_store_batch_free(pn_store_batch_t *batch);
+/** Empties the batch for reuse. */
+void pn_store_batch_clear(pn_store_batch_t *batch);
+/** Number of puts and deletes recorded. */
+size_t pn_store_batch_count(const pn_store_batch_t *batch);
+/** Bytes of keys and values recorded. */
+size_t pn_store_batch_bytes(const pn_store_batch_t *batch);
+
+PN_MUST_CHECK pn_err_t pn_store_batch_put_event(pn_store_batch_t *batch,
+                                                pn_str_t stream_key,
+                                                int64_t version,
+                                                int64_t at_ms,
+                                                const void *data,
+                                                size_t len);
+
+/** Snapshot of state (encoded by the store, stamped with the fold format
+ *  version of the store the batch is committed to). */
+PN_MUST_CHECK pn_err_t pn_store_batch_put_snapshot(pn_store_batch_t *batch,
+                                                   pn_str_t stream_key,
+                                                   const pn_state_t *state);
+
+PN_MUST_CHECK pn_err_t pn_store_batch_put_dedup(
+    pn_store_batch_t *batch, pn_str_t stream_key, pn_str_t command_id,
+    const pn_dedup_entry_t *entry);
+
+PN_MUST_CHECK pn_err_t pn_store_batch_put_partition_meta(
+    pn_store_batch_t *batch, int32_t partition,
+    const pn_partition_meta_t *meta);
+
+/** Writes the batch atomically (one RocksDB WriteBatch). The batch is left
+ *  as it was; clear it to reuse. */
+PN_MUST_CHECK pn_err_t pn_store_commit(pn_store_t *store,
+                                       pn_store_batch_t *batch, char *errstr,
+                                       size_t errstr_size);
+
+/* --- maintenance ------------------------------------------------------- */
+
+/**
+ * Deletes events whose version is at or below their stream's snapshot
+ * version and whose command time is older than now_ms - retention (from the
+ * options). Returns the number deleted in *n_deleted (may be NULL).
+ */
+PN_MUST_CHECK pn_err_t pn_store_expire_events(pn_store_t *store,
+                                              int64_t now_ms,
+                                              uint64_t *n_deleted);
+
+/**
+ * Deletes idempotency entries of `partition` outside the window: an entry
+ * expires when it is more than min_commands behind meta->dedup_seq AND more
+ * than window_ms older than meta->dedup_max_at_ms.
+ */
+PN_MUST_CHECK pn_err_t pn_store_expire_dedup(pn_store_t *store,
+                                             int32_t partition,
+                                             const pn_partition_meta_t *meta,
+                                             uint64_t min_commands,
+                                             int64_t window_ms,
+                                             uint64_t *n_deleted);
+
+/** Drops everything belonging to streams for which owns() is true, and the
+ *  partition's metadata, in one atomic write. */
+PN_MUST_CHECK pn_err_t pn_store_drop_partition(pn_store_t *store,
+                                               int32_t partition,
+                                               pn_store_key_filter_fn owns,
+                                               void *opaque);
+
+/** Approximate memory held by RocksDB (memtables + block cache + table
+ *  readers), for metrics and the benchmark. */
+uint64_t pn_store_memory_usage(pn_store_t *store);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * panther: one binary, one subcommand per job (DESIGN.md section 8).
+ * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const pn_cli_command_t commands[] = {
+    {"bench", "run a benchmark (engine)", pn_cli_bench},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: panther <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'panther <command> --help' describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return PN_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return PN_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "panther: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return PN_EXIT_USAGE;
+}

@@ -1,0 +1,60 @@
+/* Shared CUnit runner: registers pn_test_suites[] of the linked test file,
+ * runs them verbosely and exits non-zero on any failure. An optional
+ * argument runs only the suite of that name. */
+#define _XOPEN_SOURCE 700
+#include <CUnit/Basic.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pn_test.h"
+
+char *pn_test_tmpdir(const char *tag) {
+    const char *base = getenv("TMPDIR");
+    char templ[4096];
+    snprintf(templ, sizeof templ, "%s/panther-%s-XXXXXX",
+             base && *base ? base : "/tmp", tag);
+    char *dir = mkdtemp(templ);
+    return dir ? strdup(dir) : NULL;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void pn_test_rmdir(const char *path) {
+    if (path)
+        nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(int argc, char **argv) {
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    for (const pn_test_suite_t *s = pn_test_suites; s->name; s++) {
+        if (argc > 1 && strcmp(argv[1], s->name) != 0)
+            continue;
+        CU_pSuite suite = CU_add_suite(s->name, NULL, NULL);
+        if (!suite)
+            return 2;
+        for (const pn_test_case_t *c = s->cases; c->name; c++)
+            if (!CU_add_test(suite, c->name, c->fn))
+                return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() +
+                      CU_get_number_of_tests_failed();
+    unsigned ran = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (ran == 0) {
+        fprintf(stderr, "no test ran\n");
+        return 1;
+    }
+    return failed ? 1 : 0;
+}
