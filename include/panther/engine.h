@@ -1,0 +1,158 @@
+/*
+ * The engine: executes batches of decoded commands against cached stream
+ * state, and commits or discards them as a unit. It is everything between
+ * "a command was decoded" and "its events and outcome are ready to publish",
+ * with no Kafka in it, so the worker only feeds it and the benchmark and
+ * tests drive it directly.
+ *
+ * Life of a batch:
+ *
+ *   pn_engine_execute() once per command      (state loads, decide, evolve,
+ *                                              encode event and outcome)
+ *   ... publish the results (Kafka transaction) ...
+ *   pn_engine_commit(checkpoints)  or  pn_engine_discard()
+ *
+ * Commands of one batch see each other's effects (a reserve after an update
+ * of the same stream sees the new count; a repeated id is a duplicate even
+ * inside the batch). Commit writes the events, the snapshots of touched
+ * streams, the idempotency entries and the checkpoints in one atomic store
+ * write. Discard drops everything the batch did: nothing of it reaches the
+ * store or survives in the cache.
+ *
+ * An engine, its store and its codec are used from one thread.
+ */
+#ifndef PANTHER_ENGINE_H
+#define PANTHER_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "panther/codec.h"
+#include "panther/domain.h"
+#include "panther/err.h"
+#include "panther/store.h"
+
+typedef struct pn_engine_s pn_engine_t;
+
+typedef struct pn_engine_options {
+    pn_store_t *store;           /* borrowed; outlives the engine */
+    pn_codec_t *codec;           /* borrowed; outlives the engine */
+    size_t state_cache_streams;  /* states kept in memory; 0 = 100,000 */
+    /* Idempotency window (DESIGN.md section 4): an id is remembered while
+     * it is among the last window_commands commands of its partition OR
+     * younger than window_ms of command time. 0 = defaults below. */
+    uint64_t window_commands;
+    int64_t window_ms;
+} pn_engine_options_t;
+
+#define PN_ENGINE_DEFAULT_CACHE_STREAMS 100000u
+#define PN_ENGINE_DEFAULT_WINDOW_COMMANDS 10000u
+#define PN_ENGINE_DEFAULT_WINDOW_MS (24LL * 3600 * 1000)
+
+/** Creates an engine over a store and codec. *enginep owned by caller. */
+PN_MUST_CHECK pn_err_t pn_engine_new(const pn_engine_options_t *opts,
+                                     pn_engine_t **enginep, char *errstr,
+                                     size_t errstr_size);
+
+/** Frees the engine, discarding an open batch. NULL-safe. */
+void pn_engine_free(pn_engine_t *engine);
+
+/**
+ * What one command produced. Every pointer stays valid until the batch is
+ * committed or discarded; the engine owns them.
+ */
+typedef struct pn_engine_result {
+    pn_outcome_t outcome;
+    pn_str_t stream_key;  /* `sku|node`; PN_STR_NULL when the ids are bad */
+    pn_str_t outcome_key; /* orderId when the command has one, else the
+                             stream key (or `sku|node` as given) */
+    const uint8_t *outcome_value; /* encoded CommandOutcome */
+    size_t outcome_len;
+    bool has_event;
+    int64_t event_version;
+    const uint8_t *event_value; /* encoded InventoryEvent */
+    size_t event_len;
+} pn_engine_result_t;
+
+/**
+ * Executes one command of `partition` in the open batch (opening one if
+ * needed). Errors are infrastructure failures (store I/O, memory): the
+ * caller must discard the batch. A rejected command is not an error.
+ */
+PN_MUST_CHECK pn_err_t pn_engine_execute(pn_engine_t *engine,
+                                         int32_t partition,
+                                         const pn_command_t *cmd,
+                                         pn_engine_result_t *result,
+                                         char *errstr, size_t errstr_size);
+
+/**
+ * Applies an event read back from the events topic (restore), into the
+ * open batch. Events at or below the stream's version are skipped
+ * (*applied = false); a version gap is PN_ERR_STATE with the stream and
+ * versions in errstr. `events_offset` is the topic offset of the record:
+ * the partition's checkpoint moves past it at commit.
+ */
+PN_MUST_CHECK pn_err_t pn_engine_apply_event(pn_engine_t *engine,
+                                             int32_t partition,
+                                             int64_t events_offset,
+                                             const void *value, size_t len,
+                                             bool *applied, char *errstr,
+                                             size_t errstr_size);
+
+/** A partition's position in the events topic after the batch. */
+typedef struct pn_engine_checkpoint {
+    int32_t partition;
+    int64_t events_offset; /* next offset to read on restore */
+} pn_engine_checkpoint_t;
+
+/**
+ * Commits the open batch to the store, together with the given checkpoints
+ * (which override those recorded by pn_engine_apply_event). On failure the
+ * batch is discarded, as if pn_engine_discard() had been called, and the
+ * caller must not assume anything of it reached the store.
+ */
+PN_MUST_CHECK pn_err_t pn_engine_commit(pn_engine_t *engine,
+                                        const pn_engine_checkpoint_t *cps,
+                                        size_t n_cps, char *errstr,
+                                        size_t errstr_size);
+
+/** Drops the open batch; the cache forgets the streams it touched. */
+void pn_engine_discard(pn_engine_t *engine);
+
+/** Number of commands and events in the open batch. */
+size_t pn_engine_batch_commands(const pn_engine_t *engine);
+
+/**
+ * Loads the committed state of a stream (cache, else store), for the state
+ * tool and tests. state must be initialised; it receives a copy.
+ */
+PN_MUST_CHECK pn_err_t pn_engine_read_state(pn_engine_t *engine,
+                                            pn_str_t stream_key,
+                                            pn_state_t *state, char *errstr,
+                                            size_t errstr_size);
+
+/** Next events-topic offset to restore from for a partition (-1: none). */
+PN_MUST_CHECK pn_err_t pn_engine_checkpoint(pn_engine_t *engine,
+                                            int32_t partition,
+                                            int64_t *events_offset);
+
+/** Forgets cached state of streams for which owns() is true (a partition
+ *  was revoked: another worker may change them meanwhile). */
+void pn_engine_forget(pn_engine_t *engine, pn_store_key_filter_fn owns,
+                      void *opaque);
+
+typedef struct pn_engine_stats {
+    uint64_t commands;
+    uint64_t events;
+    uint64_t duplicates;
+    uint64_t rejected;
+    uint64_t cache_hits;
+    uint64_t cache_misses;
+    uint64_t commits;
+    uint64_t discards;
+    size_t cached_streams;
+} pn_engine_stats_t;
+
+void pn_engine_get_stats(const pn_engine_t *engine, pn_engine_stats_t *stats);
+
+#endif

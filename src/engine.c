@@ -1,0 +1,669 @@
+/*
+ * The engine: batches of commands against cached state, committed to the
+ * store as one atomic write or discarded without a trace.
+ *
+ * A stream touched by the open batch lives in the overlay: its state is
+ * *moved* out of the cache (or loaded from the store) and worked on in
+ * place. Commit writes snapshots of the changed ones and moves them back
+ * into the cache; discard frees them, so the cache never holds state that
+ * the store does not have, and the next batch reloads it from the store.
+ */
+#include "panther/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "hashmap.h"
+#include "state_cache.h"
+
+typedef struct overlay {
+    pn_state_t state;
+    bool dirty; /* changed by the batch: write a snapshot at commit */
+} overlay_t;
+
+/* A partition's metadata as committed, and as the open batch leaves it. */
+typedef struct partition_slot {
+    int32_t partition;
+    bool in_batch;
+    pn_partition_meta_t committed;
+    pn_partition_meta_t pending;
+} partition_slot_t;
+
+struct pn_engine_s {
+    pn_store_t *store;
+    pn_codec_t *codec;
+    pn_state_cache_t *cache;
+    uint64_t window_commands;
+    int64_t window_ms;
+
+    /* The open batch. */
+    pn_store_batch_t *batch;
+    pn_map_t overlay;   /* stream key -> overlay_t */
+    pn_map_t dedup;     /* dedup key -> pn_dedup_entry_t (in arena) */
+    pn_arena_t arena;   /* encoded records, keys and entries of the batch */
+    size_t batch_commands;
+
+    partition_slot_t *partitions; /* known partitions, small: linear scan */
+    size_t n_partitions;
+    size_t cap_partitions;
+
+    pn_buf_t scratch;  /* encoder output before it is copied to the arena */
+    pn_buf_t key_buf;  /* dedup lookup keys */
+    pn_engine_stats_t stats;
+};
+
+/* --- small helpers -------------------------------------------------------- */
+
+static void free_overlay(void *value) {
+    overlay_t *ov = value;
+    pn_state_clear(&ov->state);
+    free(ov);
+}
+
+static bool id_usable(pn_str_t id) {
+    return id.len > 0 && id.len <= PN_ID_MAX_BYTES;
+}
+
+static const pn_state_t zero_state;
+
+pn_err_t pn_engine_new(const pn_engine_options_t *opts, pn_engine_t **enginep,
+                       char *errstr, size_t errstr_size) {
+    *enginep = NULL;
+    if (!opts || !opts->store || !opts->codec)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "engine needs a store and a codec");
+    pn_engine_t *engine = calloc(1, sizeof *engine);
+    if (!engine)
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
+    engine->store = opts->store;
+    engine->codec = opts->codec;
+    engine->window_commands = opts->window_commands
+                                  ? opts->window_commands
+                                  : PN_ENGINE_DEFAULT_WINDOW_COMMANDS;
+    engine->window_ms = opts->window_ms ? opts->window_ms
+                                        : PN_ENGINE_DEFAULT_WINDOW_MS;
+    engine->cache = pn_state_cache_new(opts->state_cache_streams
+                                           ? opts->state_cache_streams
+                                           : PN_ENGINE_DEFAULT_CACHE_STREAMS);
+    pn_map_init(&engine->overlay);
+    pn_map_init(&engine->dedup);
+    pn_arena_init(&engine->arena, 256 * 1024);
+    pn_buf_init(&engine->scratch, 64u * 1024 * 1024);
+    pn_buf_init(&engine->key_buf, 4096);
+    if (!engine->cache || pn_store_batch_new(&engine->batch) != PN_ERR_OK) {
+        pn_engine_free(engine);
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
+    }
+    *enginep = engine;
+    return PN_ERR_OK;
+}
+
+static void reset_batch(pn_engine_t *engine) {
+    pn_map_clear(&engine->overlay, free_overlay);
+    pn_map_clear(&engine->dedup, NULL);
+    pn_arena_reset(&engine->arena);
+    pn_store_batch_clear(engine->batch);
+    engine->batch_commands = 0;
+    for (size_t i = 0; i < engine->n_partitions; i++) {
+        engine->partitions[i].in_batch = false;
+        engine->partitions[i].pending = engine->partitions[i].committed;
+    }
+}
+
+void pn_engine_free(pn_engine_t *engine) {
+    if (!engine)
+        return;
+    reset_batch(engine);
+    pn_map_free(&engine->overlay, free_overlay);
+    pn_map_free(&engine->dedup, NULL);
+    pn_arena_free(&engine->arena);
+    pn_store_batch_free(engine->batch);
+    pn_state_cache_free(engine->cache);
+    pn_buf_free(&engine->scratch);
+    pn_buf_free(&engine->key_buf);
+    free(engine->partitions);
+    free(engine);
+}
+
+/* --- partitions ------------------------------------------------------------ */
+
+static pn_err_t get_partition(pn_engine_t *engine, int32_t partition,
+                              partition_slot_t **slotp) {
+    for (size_t i = 0; i < engine->n_partitions; i++)
+        if (engine->partitions[i].partition == partition) {
+            *slotp = &engine->partitions[i];
+            return PN_ERR_OK;
+        }
+    if (engine->n_partitions == engine->cap_partitions) {
+        size_t cap = engine->cap_partitions ? engine->cap_partitions * 2 : 16;
+        partition_slot_t *grown =
+            realloc(engine->partitions, cap * sizeof *grown);
+        if (!grown)
+            return PN_ERR_NOMEM;
+        engine->partitions = grown;
+        engine->cap_partitions = cap;
+    }
+    partition_slot_t *slot = &engine->partitions[engine->n_partitions];
+    memset(slot, 0, sizeof *slot);
+    slot->partition = partition;
+    bool found;
+    pn_err_t err = pn_store_get_partition_meta(engine->store, partition,
+                                               &slot->committed, &found);
+    if (err)
+        return err;
+    slot->pending = slot->committed;
+    engine->n_partitions++;
+    *slotp = slot;
+    return PN_ERR_OK;
+}
+
+/* --- loading state ---------------------------------------------------------- */
+
+typedef struct fold_ctx {
+    pn_engine_t *engine;
+    pn_state_t *state;
+    pn_err_t err;
+    char *errstr;
+    size_t errstr_size;
+} fold_ctx_t;
+
+static pn_err_t fold_stored_event(void *opaque, int64_t version,
+                                  const void *data, size_t len) {
+    fold_ctx_t *ctx = opaque;
+    pn_event_t ev;
+    pn_err_t err = pn_codec_decode_event(ctx->engine->codec, data, len, &ev,
+                                         ctx->errstr, ctx->errstr_size);
+    if (err)
+        return err;
+    if (ev.version != version)
+        err = pn_err_set(ctx->errstr, ctx->errstr_size, PN_ERR_STORE_CORRUPT,
+                         "stored event %lld holds version %lld",
+                         (long long)version, (long long)ev.version);
+    else
+        err = pn_domain_evolve(ctx->state, &ev);
+    pn_event_release(&ev);
+    return err;
+}
+
+/*
+ * The committed state of a stream from the store: its snapshot, then any
+ * stored events after it. *rebuilt is true when events were folded, so the
+ * caller should write a fresh snapshot.
+ */
+static pn_err_t load_from_store(pn_engine_t *engine, pn_str_t key,
+                                pn_state_t *state, bool *rebuilt,
+                                char *errstr, size_t errstr_size) {
+    bool found;
+    pn_err_t err = pn_store_get_snapshot(engine->store, key, state, &found);
+    if (err)
+        return pn_err_set(errstr, errstr_size, err,
+                          "reading snapshot of %.*s: %s", (int)key.len,
+                          key.ptr, pn_err_str(err));
+    int64_t before = state->version;
+    fold_ctx_t ctx = {engine, state, PN_ERR_OK, errstr, errstr_size};
+    err = pn_store_scan_events(engine->store, key, state->version + 1,
+                               fold_stored_event, &ctx);
+    if (err) {
+        pn_state_clear(state);
+        return err;
+    }
+    *rebuilt = state->version != before;
+    return PN_ERR_OK;
+}
+
+/* The overlay entry of a stream, loading it into the batch on first use. */
+static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
+                            overlay_t **ovp, char *errstr,
+                            size_t errstr_size) {
+    pn_map_entry_t *e = pn_map_find(&engine->overlay, key.ptr, key.len);
+    if (e) {
+        *ovp = e->value;
+        return PN_ERR_OK;
+    }
+    overlay_t *ov = calloc(1, sizeof *ov);
+    if (!ov)
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
+    pn_state_init(&ov->state);
+    pn_err_t err = PN_ERR_OK;
+    if (pn_state_cache_take(engine->cache, key, &ov->state)) {
+        engine->stats.cache_hits++;
+    } else {
+        engine->stats.cache_misses++;
+        err = load_from_store(engine, key, &ov->state, &ov->dirty, errstr,
+                              errstr_size);
+    }
+    if (!err)
+        err = pn_map_insert(&engine->overlay, key.ptr, key.len, ov, NULL);
+    if (err) {
+        free_overlay(ov);
+        return err;
+    }
+    *ovp = ov;
+    return PN_ERR_OK;
+}
+
+/* --- idempotency ------------------------------------------------------------ */
+
+/* Key of the batch's dedup map: length-prefixed stream key, then the id. */
+static pn_err_t dedup_key(pn_engine_t *engine, pn_str_t stream_key,
+                          pn_str_t id) {
+    pn_buf_reset(&engine->key_buf);
+    pn_err_t err = pn_buf_append_be32(&engine->key_buf, (uint32_t)stream_key.len);
+    if (!err)
+        err = pn_buf_append(&engine->key_buf, stream_key.ptr, stream_key.len);
+    if (!err)
+        err = pn_buf_append(&engine->key_buf, id.ptr, id.len);
+    return err;
+}
+
+static bool in_window(const pn_engine_t *engine, const pn_partition_meta_t *meta,
+                      const pn_dedup_entry_t *entry) {
+    bool recent_count = meta->dedup_seq - entry->seq <= engine->window_commands;
+    bool recent_time = meta->dedup_max_at_ms - entry->at_ms <= engine->window_ms;
+    return recent_count || recent_time;
+}
+
+/* The outcome this stream gave to id inside the window, or NULL. */
+static pn_err_t find_prior(pn_engine_t *engine, const partition_slot_t *slot,
+                           pn_str_t stream_key, pn_str_t id,
+                           pn_dedup_entry_t *entry, bool *found) {
+    *found = false;
+    pn_err_t err = dedup_key(engine, stream_key, id);
+    if (err)
+        return err;
+    pn_map_entry_t *e =
+        pn_map_find(&engine->dedup, engine->key_buf.data, engine->key_buf.len);
+    if (e) {
+        *entry = *(const pn_dedup_entry_t *)e->value;
+        *found = true;
+    } else {
+        err = pn_store_get_dedup(engine->store, stream_key, id, entry, found);
+        if (err)
+            return err;
+    }
+    if (*found && !in_window(engine, &slot->pending, entry))
+        *found = false;
+    return PN_ERR_OK;
+}
+
+static pn_err_t remember(pn_engine_t *engine, pn_str_t stream_key, pn_str_t id,
+                         const pn_dedup_entry_t *entry) {
+    pn_err_t err = dedup_key(engine, stream_key, id);
+    if (err)
+        return err;
+    pn_dedup_entry_t *copy = pn_arena_dup(&engine->arena, entry, sizeof *entry);
+    if (!copy)
+        return PN_ERR_NOMEM;
+    pn_map_entry_t *e =
+        pn_map_find(&engine->dedup, engine->key_buf.data, engine->key_buf.len);
+    if (e)
+        e->value = copy; /* an expired entry being replaced */
+    else if ((err = pn_map_insert(&engine->dedup, engine->key_buf.data,
+                                  engine->key_buf.len, copy, NULL)))
+        return err;
+    return pn_store_batch_put_dedup(engine->batch, stream_key, id, entry);
+}
+
+/* --- execute ---------------------------------------------------------------- */
+
+/* Copies the scratch buffer into the batch arena. */
+static const uint8_t *keep_scratch(pn_engine_t *engine) {
+    return pn_arena_dup(&engine->arena, engine->scratch.data,
+                        engine->scratch.len);
+}
+
+/* orderId when the command has one, else `sku|node` even if not valid. */
+static pn_err_t outcome_key(pn_engine_t *engine, const pn_command_t *cmd,
+                            pn_str_t stream_key, pn_str_t *key) {
+    if (cmd->type != PN_CMD_UPDATE && cmd->order_id.len > 0) {
+        *key = cmd->order_id;
+        return PN_ERR_OK;
+    }
+    if (stream_key.ptr) {
+        *key = stream_key;
+        return PN_ERR_OK;
+    }
+    pn_buf_reset(&engine->scratch);
+    pn_err_t err = pn_buf_append(&engine->scratch, cmd->sku_id.ptr, cmd->sku_id.len);
+    if (!err)
+        err = pn_buf_append_byte(&engine->scratch, PN_STREAM_KEY_SEP);
+    if (!err)
+        err = pn_buf_append(&engine->scratch, cmd->node_id.ptr, cmd->node_id.len);
+    if (err)
+        return err;
+    const uint8_t *kept = keep_scratch(engine);
+    if (!kept)
+        return PN_ERR_NOMEM;
+    *key = (pn_str_t){(const char *)kept, engine->scratch.len};
+    return PN_ERR_OK;
+}
+
+/* Applies the decision's event to the overlay and records it in the batch. */
+static pn_err_t record_event(pn_engine_t *engine, overlay_t *ov,
+                             pn_str_t stream_key, const pn_decision_t *d,
+                             pn_engine_result_t *res) {
+    pn_err_t err = pn_domain_evolve(&ov->state, &d->event);
+    if (err)
+        return err == PN_ERR_NOMEM ? err : PN_ERR_INTERNAL;
+    ov->dirty = true;
+    pn_buf_reset(&engine->scratch);
+    if ((err = pn_codec_encode_event(engine->codec, &d->event, &engine->scratch)))
+        return err;
+    if (!(res->event_value = keep_scratch(engine)))
+        return PN_ERR_NOMEM;
+    res->event_len = engine->scratch.len;
+    res->event_version = d->event.version;
+    res->has_event = true;
+    engine->stats.events++;
+    return pn_store_batch_put_event(engine->batch, stream_key, d->event.version,
+                                    d->event.at_ms, res->event_value,
+                                    res->event_len);
+}
+
+static pn_err_t execute(pn_engine_t *engine, int32_t partition,
+                        const pn_command_t *cmd, pn_engine_result_t *res,
+                        char *errstr, size_t errstr_size) {
+    partition_slot_t *slot;
+    pn_err_t err = get_partition(engine, partition, &slot);
+    if (err)
+        return pn_err_set(errstr, errstr_size, err,
+                          "reading metadata of partition %d: %s", partition,
+                          pn_err_str(err));
+    slot->in_batch = true;
+
+    char key_chars[PN_STREAM_KEY_MAX];
+    size_t key_len = pn_stream_key(cmd->sku_id, cmd->node_id, key_chars,
+                                   sizeof key_chars);
+    const pn_state_t *state = &zero_state;
+    overlay_t *ov = NULL;
+    pn_dedup_entry_t prior;
+    bool has_prior = false;
+    pn_str_t stream_key = PN_STR_NULL;
+    if (key_len) {
+        const char *kept = pn_arena_dup(&engine->arena, key_chars, key_len);
+        if (!kept)
+            return PN_ERR_NOMEM;
+        stream_key = (pn_str_t){kept, key_len};
+        if ((err = get_overlay(engine, stream_key, &ov, errstr, errstr_size)))
+            return err;
+        state = &ov->state;
+        if (id_usable(cmd->id) &&
+            (err = find_prior(engine, slot, stream_key, cmd->id, &prior,
+                              &has_prior)))
+            return pn_err_set(errstr, errstr_size, err,
+                              "idempotency lookup for %.*s: %s",
+                              (int)key_len, key_chars, pn_err_str(err));
+    }
+
+    pn_decision_t d;
+    pn_domain_decide(state, cmd, has_prior ? &prior.outcome : NULL, &d);
+    res->stream_key = stream_key;
+    res->outcome = d.outcome;
+    if (d.has_event &&
+        (err = record_event(engine, ov, stream_key, &d, res)))
+        return pn_err_set(errstr, errstr_size, err, "recording event: %s",
+                          pn_err_str(err));
+
+    if ((err = outcome_key(engine, cmd, stream_key, &res->outcome_key)))
+        return err;
+    pn_buf_reset(&engine->scratch);
+    if ((err = pn_codec_encode_outcome(engine->codec, cmd, &d.outcome,
+                                       &engine->scratch)))
+        return pn_err_set(errstr, errstr_size, err, "encoding outcome: %s",
+                          pn_err_str(err));
+    if (!(res->outcome_value = keep_scratch(engine)))
+        return PN_ERR_NOMEM;
+    res->outcome_len = engine->scratch.len;
+
+    pn_partition_meta_t *meta = &slot->pending;
+    if (key_len && id_usable(cmd->id) && !d.outcome.duplicate) {
+        pn_dedup_entry_t entry = {partition, meta->dedup_seq, cmd->at_ms,
+                                  d.outcome};
+        if ((err = remember(engine, stream_key, cmd->id, &entry)))
+            return pn_err_set(errstr, errstr_size, err,
+                              "recording idempotency entry: %s",
+                              pn_err_str(err));
+    }
+    meta->dedup_seq++;
+    if (cmd->at_ms > meta->dedup_max_at_ms)
+        meta->dedup_max_at_ms = cmd->at_ms;
+
+    engine->stats.commands++;
+    engine->stats.duplicates += d.outcome.duplicate;
+    engine->stats.rejected += d.outcome.status == PN_STATUS_REJECTED;
+    engine->batch_commands++;
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_engine_execute(pn_engine_t *engine, int32_t partition,
+                           const pn_command_t *cmd, pn_engine_result_t *res,
+                           char *errstr, size_t errstr_size) {
+    memset(res, 0, sizeof *res);
+    if (errstr && errstr_size)
+        errstr[0] = '\0';
+    pn_err_t err = execute(engine, partition, cmd, res, errstr, errstr_size);
+    if (err && errstr && errstr_size && !errstr[0])
+        pn_err_set(errstr, errstr_size, err, "%s", pn_err_str(err));
+    return err;
+}
+
+/* --- restore ------------------------------------------------------------------ */
+
+static pn_command_type_t command_type_of(pn_event_type_t type) {
+    switch (type) {
+    case PN_EVT_UPDATED:
+        return PN_CMD_UPDATE;
+    case PN_EVT_RESERVED:
+        return PN_CMD_RESERVE;
+    case PN_EVT_CANCELLED:
+        return PN_CMD_CANCEL;
+    default:
+        return PN_CMD_SHIP;
+    }
+}
+
+static pn_err_t apply_decoded(pn_engine_t *engine, partition_slot_t *slot,
+                              const pn_event_t *ev, const void *value,
+                              size_t len, bool *applied, char *errstr,
+                              size_t errstr_size) {
+    char key_chars[PN_STREAM_KEY_MAX];
+    size_t key_len = pn_stream_key(ev->sku_id, ev->node_id, key_chars,
+                                   sizeof key_chars);
+    if (!key_len)
+        return pn_err_set(errstr, errstr_size, PN_ERR_MALFORMED,
+                          "event with invalid stream ids");
+    const char *kept = pn_arena_dup(&engine->arena, key_chars, key_len);
+    if (!kept)
+        return PN_ERR_NOMEM;
+    pn_str_t key = {kept, key_len};
+    overlay_t *ov;
+    pn_err_t err = get_overlay(engine, key, &ov, errstr, errstr_size);
+    if (err)
+        return err;
+    if (ev->version <= ov->state.version)
+        return PN_ERR_OK; /* already applied here */
+    if (ev->version != ov->state.version + 1)
+        return pn_err_set(errstr, errstr_size, PN_ERR_STATE,
+                          "stream %s: event version %lld follows %lld",
+                          kept, (long long)ev->version,
+                          (long long)ov->state.version);
+    if ((err = pn_domain_evolve(&ov->state, ev)))
+        return pn_err_set(errstr, errstr_size, err,
+                          "stream %s: event %lld does not apply: %s", kept,
+                          (long long)ev->version, pn_err_str(err));
+    ov->dirty = true;
+    const void *stored = pn_arena_dup(&engine->arena, value, len);
+    if (!stored)
+        return PN_ERR_NOMEM;
+    if ((err = pn_store_batch_put_event(engine->batch, key, ev->version,
+                                        ev->at_ms, stored, len)))
+        return err;
+    /* Rebuild what the idempotency index can know from the change feed:
+     * accepted commands that emitted an event. */
+    pn_dedup_entry_t entry = {
+        slot->partition, slot->pending.dedup_seq, ev->at_ms,
+        {command_type_of(ev->type), PN_STATUS_ACCEPTED, PN_REASON_NONE, false,
+         ov->state.version, ov->state.on_hand, ov->state.reserved,
+         pn_state_available(&ov->state)}};
+    if (id_usable(ev->command_id) &&
+        (err = remember(engine, key, ev->command_id, &entry)))
+        return err;
+    slot->pending.dedup_seq++;
+    if (ev->at_ms > slot->pending.dedup_max_at_ms)
+        slot->pending.dedup_max_at_ms = ev->at_ms;
+    *applied = true;
+    engine->stats.events++;
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_engine_apply_event(pn_engine_t *engine, int32_t partition,
+                               int64_t events_offset, const void *value,
+                               size_t len, bool *applied, char *errstr,
+                               size_t errstr_size) {
+    *applied = false;
+    partition_slot_t *slot;
+    pn_err_t err = get_partition(engine, partition, &slot);
+    if (err)
+        return pn_err_set(errstr, errstr_size, err,
+                          "reading metadata of partition %d", partition);
+    slot->in_batch = true;
+    pn_event_t ev;
+    if ((err = pn_codec_decode_event(engine->codec, value, len, &ev, errstr,
+                                     errstr_size)))
+        return err;
+    err = apply_decoded(engine, slot, &ev, value, len, applied, errstr,
+                        errstr_size);
+    pn_event_release(&ev);
+    if (!err && events_offset + 1 > slot->pending.events_offset)
+        slot->pending.events_offset = events_offset + 1;
+    return err;
+}
+
+/* --- commit and discard ------------------------------------------------------- */
+
+typedef struct commit_ctx {
+    pn_engine_t *engine;
+    pn_err_t err;
+} commit_ctx_t;
+
+static void snapshot_dirty(pn_map_entry_t *e, void *opaque) {
+    commit_ctx_t *ctx = opaque;
+    overlay_t *ov = e->value;
+    if (!ctx->err && ov->dirty)
+        ctx->err = pn_store_batch_put_snapshot(
+            ctx->engine->batch, (pn_str_t){e->key, e->key_len}, &ov->state);
+}
+
+static void return_to_cache(pn_map_entry_t *e, void *opaque) {
+    pn_engine_t *engine = opaque;
+    overlay_t *ov = e->value;
+    /* A failed put frees the state: the store has it, it reloads later. */
+    (void)pn_state_cache_put(engine->cache, (pn_str_t){e->key, e->key_len},
+                             &ov->state);
+}
+
+static pn_err_t stage_metadata(pn_engine_t *engine,
+                               const pn_engine_checkpoint_t *cps,
+                               size_t n_cps) {
+    for (size_t i = 0; i < n_cps; i++) {
+        partition_slot_t *slot;
+        pn_err_t err = get_partition(engine, cps[i].partition, &slot);
+        if (err)
+            return err;
+        slot->in_batch = true;
+        slot->pending.events_offset = cps[i].events_offset;
+    }
+    for (size_t i = 0; i < engine->n_partitions; i++) {
+        partition_slot_t *slot = &engine->partitions[i];
+        if (!slot->in_batch)
+            continue;
+        pn_err_t err = pn_store_batch_put_partition_meta(
+            engine->batch, slot->partition, &slot->pending);
+        if (err)
+            return err;
+    }
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_engine_commit(pn_engine_t *engine,
+                          const pn_engine_checkpoint_t *cps, size_t n_cps,
+                          char *errstr, size_t errstr_size) {
+    if (errstr && errstr_size)
+        errstr[0] = '\0';
+    commit_ctx_t ctx = {engine, PN_ERR_OK};
+    pn_map_foreach(&engine->overlay, snapshot_dirty, &ctx);
+    pn_err_t err = ctx.err;
+    if (!err)
+        err = stage_metadata(engine, cps, n_cps);
+    if (!err)
+        err = pn_store_commit(engine->store, engine->batch, errstr,
+                              errstr_size);
+    if (err) {
+        if (errstr && errstr_size && !errstr[0])
+            pn_err_set(errstr, errstr_size, err, "commit: %s", pn_err_str(err));
+        pn_engine_discard(engine);
+        return err;
+    }
+    pn_map_foreach(&engine->overlay, return_to_cache, engine);
+    for (size_t i = 0; i < engine->n_partitions; i++)
+        engine->partitions[i].committed = engine->partitions[i].pending;
+    reset_batch(engine);
+    engine->stats.commits++;
+    return PN_ERR_OK;
+}
+
+void pn_engine_discard(pn_engine_t *engine) {
+    reset_batch(engine);
+    engine->stats.discards++;
+}
+
+size_t pn_engine_batch_commands(const pn_engine_t *engine) {
+    return engine->batch_commands;
+}
+
+/* --- reads and housekeeping ------------------------------------------------ */
+
+pn_err_t pn_engine_read_state(pn_engine_t *engine, pn_str_t stream_key,
+                              pn_state_t *state, char *errstr,
+                              size_t errstr_size) {
+    const pn_state_t *cached = pn_state_cache_peek(engine->cache, stream_key);
+    if (cached)
+        return pn_state_copy(state, cached);
+    pn_state_clear(state);
+    bool rebuilt;
+    return load_from_store(engine, stream_key, state, &rebuilt, errstr,
+                           errstr_size);
+}
+
+pn_err_t pn_engine_checkpoint(pn_engine_t *engine, int32_t partition,
+                              int64_t *events_offset) {
+    partition_slot_t *slot;
+    pn_err_t err = get_partition(engine, partition, &slot);
+    if (err)
+        return err;
+    *events_offset = slot->committed.events_offset;
+    return PN_ERR_OK;
+}
+
+typedef struct forget_ctx {
+    pn_store_key_filter_fn owns;
+    void *opaque;
+} forget_ctx_t;
+
+static bool forget_pred(void *opaque, pn_str_t key) {
+    forget_ctx_t *ctx = opaque;
+    return ctx->owns(ctx->opaque, key);
+}
+
+void pn_engine_forget(pn_engine_t *engine, pn_store_key_filter_fn owns,
+                      void *opaque) {
+    forget_ctx_t ctx = {owns, opaque};
+    pn_state_cache_drop_if(engine->cache, forget_pred, &ctx);
+}
+
+void pn_engine_get_stats(const pn_engine_t *engine, pn_engine_stats_t *stats) {
+    *stats = engine->stats;
+    stats->cached_streams = pn_state_cache_size(engine->cache);
+}

@@ -1,0 +1,149 @@
+#include "state_cache.h"
+
+#include <stdlib.h>
+
+#include "hashmap.h"
+
+typedef struct cache_node {
+    struct cache_node *prev, *next; /* LRU list: head = most recent */
+    pn_map_entry_t *entry;          /* owns the key */
+    pn_state_t state;
+} cache_node_t;
+
+struct pn_state_cache {
+    pn_map_t map; /* key -> cache_node_t */
+    cache_node_t *head, *tail;
+    size_t capacity;
+};
+
+pn_state_cache_t *pn_state_cache_new(size_t capacity) {
+    pn_state_cache_t *cache = calloc(1, sizeof *cache);
+    if (!cache)
+        return NULL;
+    pn_map_init(&cache->map);
+    cache->capacity = capacity ? capacity : 1;
+    return cache;
+}
+
+static void free_node(void *value) {
+    cache_node_t *node = value;
+    pn_state_clear(&node->state);
+    free(node);
+}
+
+void pn_state_cache_free(pn_state_cache_t *cache) {
+    if (!cache)
+        return;
+    pn_map_free(&cache->map, free_node);
+    free(cache);
+}
+
+static void unlink_node(pn_state_cache_t *cache, cache_node_t *node) {
+    if (node->prev)
+        node->prev->next = node->next;
+    else
+        cache->head = node->next;
+    if (node->next)
+        node->next->prev = node->prev;
+    else
+        cache->tail = node->prev;
+    node->prev = node->next = NULL;
+}
+
+static void push_front(pn_state_cache_t *cache, cache_node_t *node) {
+    node->prev = NULL;
+    node->next = cache->head;
+    if (cache->head)
+        cache->head->prev = node;
+    cache->head = node;
+    if (!cache->tail)
+        cache->tail = node;
+}
+
+static void remove_node(pn_state_cache_t *cache, cache_node_t *node) {
+    unlink_node(cache, node);
+    pn_map_remove(&cache->map, node->entry->key, node->entry->key_len);
+}
+
+bool pn_state_cache_take(pn_state_cache_t *cache, pn_str_t key,
+                         pn_state_t *state) {
+    pn_map_entry_t *e = pn_map_find(&cache->map, key.ptr, key.len);
+    if (!e)
+        return false;
+    cache_node_t *node = e->value;
+    remove_node(cache, node);
+    pn_state_clear(state);
+    *state = node->state;
+    free(node);
+    return true;
+}
+
+const pn_state_t *pn_state_cache_peek(pn_state_cache_t *cache, pn_str_t key) {
+    pn_map_entry_t *e = pn_map_find(&cache->map, key.ptr, key.len);
+    if (!e)
+        return NULL;
+    cache_node_t *node = e->value;
+    unlink_node(cache, node);
+    push_front(cache, node);
+    return &node->state;
+}
+
+pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
+                            pn_state_t *state) {
+    pn_map_entry_t *e = pn_map_find(&cache->map, key.ptr, key.len);
+    if (e) {
+        cache_node_t *node = e->value;
+        pn_state_clear(&node->state);
+        node->state = *state;
+        pn_state_init(state);
+        unlink_node(cache, node);
+        push_front(cache, node);
+        return PN_ERR_OK;
+    }
+    while (cache->map.count >= cache->capacity && cache->tail) {
+        cache_node_t *victim = cache->tail;
+        remove_node(cache, victim);
+        free_node(victim);
+    }
+    cache_node_t *node = calloc(1, sizeof *node);
+    pn_err_t err = node ? pn_map_insert(&cache->map, key.ptr, key.len, node,
+                                        &node->entry)
+                        : PN_ERR_NOMEM;
+    if (err) {
+        free(node);
+        pn_state_clear(state);
+        return err;
+    }
+    node->state = *state;
+    pn_state_init(state);
+    push_front(cache, node);
+    return PN_ERR_OK;
+}
+
+void pn_state_cache_drop(pn_state_cache_t *cache, pn_str_t key) {
+    pn_map_entry_t *e = pn_map_find(&cache->map, key.ptr, key.len);
+    if (!e)
+        return;
+    cache_node_t *node = e->value;
+    remove_node(cache, node);
+    free_node(node);
+}
+
+void pn_state_cache_drop_if(pn_state_cache_t *cache,
+                            bool (*pred)(void *opaque, pn_str_t key),
+                            void *opaque) {
+    cache_node_t *node = cache->head;
+    while (node) {
+        cache_node_t *next = node->next;
+        pn_str_t key = {node->entry->key, node->entry->key_len};
+        if (pred(opaque, key)) {
+            remove_node(cache, node);
+            free_node(node);
+        }
+        node = next;
+    }
+}
+
+size_t pn_state_cache_size(const pn_state_cache_t *cache) {
+    return cache->map.count;
+}
