@@ -606,6 +606,8 @@ pn_err_t pn_engine_commit(pn_engine_t *engine,
         pn_engine_discard(engine);
         return err;
     }
+    engine->stats.keys_written += pn_store_batch_count(engine->batch);
+    engine->stats.bytes_written += pn_store_batch_bytes(engine->batch);
     pn_map_foreach(&engine->overlay, return_to_cache, engine);
     for (size_t i = 0; i < engine->n_partitions; i++)
         engine->partitions[i].committed = engine->partitions[i].pending;

@@ -150,6 +150,8 @@ typedef struct pn_engine_stats {
     uint64_t cache_misses;
     uint64_t commits;
     uint64_t discards;
+    uint64_t keys_written;  /* store puts and deletes committed */
+    uint64_t bytes_written; /* their keys and values */
     size_t cached_streams;
 } pn_engine_stats_t;
 

@@ -1,0 +1,366 @@
+/* The engine over a real store and codec: batches, commit, discard,
+ * idempotency window, restore from events, snapshot rebuild. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "panther/engine.h"
+#include "pn_test.h"
+
+typedef struct fixture {
+    char *dir;
+    pn_store_t *store;
+    pn_codec_t *codec;
+    pn_engine_t *engine;
+    pn_engine_options_t opts;
+} fixture_t;
+
+static void open_engine(fixture_t *f, uint32_t fold_version) {
+    char err[512];
+    pn_store_options_t so = {.path = f->dir, .fold_format_version = fold_version};
+    PN_REQUIRE_OK(pn_store_open(&so, &f->store, err, sizeof err));
+    f->opts.store = f->store;
+    f->opts.codec = f->codec;
+    PN_REQUIRE_OK(pn_engine_new(&f->opts, &f->engine, err, sizeof err));
+}
+
+static void close_engine(fixture_t *f) {
+    pn_engine_free(f->engine);
+    pn_store_close(f->store);
+    f->engine = NULL;
+    f->store = NULL;
+}
+
+static void setup(fixture_t *f, const pn_engine_options_t *opts) {
+    memset(f, 0, sizeof *f);
+    if (opts)
+        f->opts = *opts;
+    f->dir = pn_test_tmpdir("engine");
+    PN_REQUIRE(f->dir != NULL);
+    char err[512];
+    pn_codec_config_t cc = {0};
+    PN_REQUIRE_OK(pn_codec_new(&cc, &f->codec, err, sizeof err));
+    open_engine(f, 0);
+}
+
+static void teardown(fixture_t *f) {
+    close_engine(f);
+    pn_codec_free(f->codec);
+    pn_test_rmdir(f->dir);
+    free(f->dir);
+}
+
+static pn_command_t cmd(pn_command_type_t type, const char *id,
+                        const char *order, const char *sku, int32_t qty,
+                        int64_t at) {
+    pn_command_t c = {0};
+    c.type = type;
+    c.id = pn_str_c(id);
+    c.order_id = order ? pn_str_c(order) : PN_STR_NULL;
+    c.sku_id = pn_str_c(sku);
+    c.node_id = pn_str_c("DC1");
+    c.by = pn_str_c("test");
+    c.has_quantity = qty >= -1000000;
+    c.quantity = c.has_quantity ? qty : 0;
+    c.at_ms = at;
+    return c;
+}
+
+#define NOQTY (-2000000)
+
+static pn_engine_result_t run(fixture_t *f, pn_command_t c) {
+    pn_engine_result_t r;
+    char err[512];
+    PN_REQUIRE_OK(pn_engine_execute(f->engine, 0, &c, &r, err, sizeof err));
+    return r;
+}
+
+static void commit(fixture_t *f, int64_t offset) {
+    char err[512];
+    pn_engine_checkpoint_t cp = {0, offset};
+    PN_REQUIRE_OK(pn_engine_commit(f->engine, &cp, 1, err, sizeof err));
+}
+
+static pn_state_t read_state(fixture_t *f, const char *key) {
+    pn_state_t st;
+    pn_state_init(&st);
+    char err[512];
+    PN_REQUIRE_OK(pn_engine_read_state(f->engine, pn_str_c(key), &st, err,
+                                       sizeof err));
+    return st;
+}
+
+static void test_batch_sees_its_own_effects(void) {
+    fixture_t f;
+    setup(&f, NULL);
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
+    PN_ASSERT(r.has_event);
+    PN_ASSERT_EQ_INT(r.event_version, 1);
+    PN_ASSERT_EQ_PNSTR(r.stream_key, "S1|DC1");
+    PN_ASSERT_EQ_PNSTR(r.outcome_key, "S1|DC1");
+    r = run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 7, 2));
+    PN_ASSERT_EQ_INT(r.outcome.status, PN_STATUS_ACCEPTED);
+    PN_ASSERT_EQ_INT(r.outcome.available, 3);
+    PN_ASSERT_EQ_PNSTR(r.outcome_key, "o1");
+    r = run(&f, cmd(PN_CMD_RESERVE, "c3", "o2", "S1", 4, 3));
+    PN_ASSERT_EQ_INT(r.outcome.status, PN_STATUS_REJECTED);
+    PN_ASSERT_EQ_INT(r.outcome.reason, PN_REASON_INSUFFICIENT_INVENTORY);
+    PN_ASSERT(!r.has_event);
+    PN_ASSERT(r.outcome_len > 0 && r.outcome_value != NULL);
+    /* A repeated id inside the same batch is a duplicate. */
+    r = run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 7, 4));
+    PN_ASSERT(r.outcome.duplicate);
+    PN_ASSERT(!r.has_event);
+    PN_ASSERT_EQ_INT(r.outcome.version, 2);
+    PN_ASSERT_EQ_INT(pn_engine_batch_commands(f.engine), 4);
+    commit(&f, 2);
+    PN_ASSERT_EQ_INT(pn_engine_batch_commands(f.engine), 0);
+    pn_state_t st = read_state(&f, "S1|DC1");
+    PN_ASSERT_EQ_INT(st.version, 2);
+    PN_ASSERT_EQ_INT(st.on_hand, 10);
+    PN_ASSERT_EQ_INT(st.reserved, 7);
+    pn_state_clear(&st);
+    teardown(&f);
+}
+
+static void test_commit_survives_reopen(void) {
+    fixture_t f;
+    setup(&f, NULL);
+    run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
+    run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 3, 2));
+    commit(&f, 42);
+    close_engine(&f);
+    open_engine(&f, 0);
+    pn_state_t st = read_state(&f, "S1|DC1");
+    PN_ASSERT_EQ_INT(st.version, 2);
+    PN_ASSERT_EQ_INT(st.reserved, 3);
+    PN_ASSERT_EQ_INT(pn_state_held(&st, pn_str_c("o1")), 3);
+    pn_state_clear(&st);
+    int64_t off;
+    PN_REQUIRE_OK(pn_engine_checkpoint(f.engine, 0, &off));
+    PN_ASSERT_EQ_INT(off, 42);
+    /* The idempotency index survived too. */
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 3, 9));
+    PN_ASSERT(r.outcome.duplicate);
+    PN_ASSERT_EQ_INT(r.outcome.version, 2);
+    teardown(&f);
+}
+
+static void test_discard_leaves_no_trace(void) {
+    fixture_t f;
+    setup(&f, NULL);
+    run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
+    commit(&f, 1);
+    pn_state_t before = read_state(&f, "S1|DC1");
+    run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 5, 2));
+    run(&f, cmd(PN_CMD_UPDATE, "c3", NULL, "S2", 5, 3));
+    pn_engine_discard(f.engine);
+    pn_state_t after = read_state(&f, "S1|DC1");
+    PN_ASSERT(pn_state_eq(&before, &after));
+    pn_state_t s2 = read_state(&f, "S2|DC1");
+    PN_ASSERT_EQ_INT(s2.version, 0);
+    int64_t off;
+    PN_REQUIRE_OK(pn_engine_checkpoint(f.engine, 0, &off));
+    PN_ASSERT_EQ_INT(off, 1);
+    /* c2 was discarded: running it again is not a duplicate. */
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 5, 2));
+    PN_ASSERT(!r.outcome.duplicate);
+    PN_ASSERT_EQ_INT(r.event_version, 2);
+    pn_engine_discard(f.engine);
+    /* Nothing of it reached the store either. */
+    close_engine(&f);
+    open_engine(&f, 0);
+    pn_state_t reopened = read_state(&f, "S1|DC1");
+    PN_ASSERT(pn_state_eq(&before, &reopened));
+    pn_state_clear(&before);
+    pn_state_clear(&after);
+    pn_state_clear(&s2);
+    pn_state_clear(&reopened);
+    teardown(&f);
+}
+
+static void test_window_by_count_and_time(void) {
+    fixture_t f;
+    pn_engine_options_t o = {.window_commands = 3, .window_ms = 1000};
+    setup(&f, &o);
+    run(&f, cmd(PN_CMD_UPDATE, "first", NULL, "S1", 10, 0));
+    /* Three more commands of the partition, all within 1000 ms: still a
+     * duplicate by both rules. */
+    run(&f, cmd(PN_CMD_UPDATE, "a", NULL, "S2", 1, 10));
+    run(&f, cmd(PN_CMD_UPDATE, "b", NULL, "S2", 2, 20));
+    commit(&f, 1);
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_UPDATE, "first", NULL, "S1", 99, 30));
+    PN_ASSERT(r.outcome.duplicate);
+    PN_ASSERT_EQ_INT(r.outcome.on_hand, 10);
+    /* Past the count but inside the time window: still remembered. */
+    run(&f, cmd(PN_CMD_UPDATE, "c", NULL, "S2", 3, 40));
+    run(&f, cmd(PN_CMD_UPDATE, "d", NULL, "S2", 4, 50));
+    r = run(&f, cmd(PN_CMD_UPDATE, "first", NULL, "S1", 99, 60));
+    PN_ASSERT(r.outcome.duplicate);
+    /* Past both: executed again. */
+    run(&f, cmd(PN_CMD_UPDATE, "e", NULL, "S2", 5, 2000));
+    r = run(&f, cmd(PN_CMD_UPDATE, "first", NULL, "S1", 99, 2001));
+    PN_ASSERT(!r.outcome.duplicate);
+    PN_ASSERT_EQ_INT(r.outcome.on_hand, 99);
+    commit(&f, 2);
+    teardown(&f);
+}
+
+static void test_invalid_commands(void) {
+    fixture_t f;
+    setup(&f, NULL);
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S|1", 10, 1));
+    PN_ASSERT_EQ_INT(r.outcome.reason, PN_REASON_INVALID_COMMAND);
+    PN_ASSERT(r.stream_key.ptr == NULL);
+    PN_ASSERT_EQ_PNSTR(r.outcome_key, "S|1|DC1");
+    r = run(&f, cmd(PN_CMD_RESERVE, "", "o1", "S1", 1, 1));
+    PN_ASSERT_EQ_INT(r.outcome.reason, PN_REASON_INVALID_COMMAND);
+    PN_ASSERT_EQ_PNSTR(r.outcome_key, "o1");
+    /* A rejected command with a usable id is remembered like any other. */
+    r = run(&f, cmd(PN_CMD_RESERVE, "c2", "", "S1", 1, 1));
+    PN_ASSERT_EQ_INT(r.outcome.reason, PN_REASON_INVALID_COMMAND);
+    r = run(&f, cmd(PN_CMD_RESERVE, "c2", "", "S1", 1, 1));
+    PN_ASSERT(r.outcome.duplicate);
+    PN_ASSERT_EQ_INT(r.outcome.reason, PN_REASON_INVALID_COMMAND);
+    commit(&f, 0);
+    teardown(&f);
+}
+
+/* Events made by one engine, replayed into another, rebuild the same state. */
+static void test_restore_from_events(void) {
+    fixture_t a, b;
+    setup(&a, NULL);
+    setup(&b, NULL);
+    pn_command_t cmds[] = {
+        cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1),
+        cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 4, 2),
+        cmd(PN_CMD_RESERVE, "c3", "o2", "S1", 5, 3),
+        cmd(PN_CMD_SHIP, "c4", "o1", "S1", NOQTY, 4),
+        cmd(PN_CMD_CANCEL, "c5", "o2", "S1", 2, 5),
+    };
+    char err[512];
+    int64_t offset = 100;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        pn_engine_result_t r = run(&a, cmds[i]);
+        PN_REQUIRE(r.has_event);
+        bool applied;
+        PN_REQUIRE_OK(pn_engine_apply_event(b.engine, 0, offset++, r.event_value,
+                                            r.event_len, &applied, err,
+                                            sizeof err));
+        PN_ASSERT(applied);
+        /* Replaying the same event again is skipped. */
+        PN_REQUIRE_OK(pn_engine_apply_event(b.engine, 0, offset - 1,
+                                            r.event_value, r.event_len,
+                                            &applied, err, sizeof err));
+        PN_ASSERT(!applied);
+    }
+    commit(&a, 5);
+    PN_REQUIRE_OK(pn_engine_commit(b.engine, NULL, 0, err, sizeof err));
+    pn_state_t sa = read_state(&a, "S1|DC1"), sb = read_state(&b, "S1|DC1");
+    PN_ASSERT(pn_state_eq(&sa, &sb));
+    PN_ASSERT_EQ_INT(sb.version, 5);
+    PN_ASSERT_EQ_INT(sb.on_hand, 6);
+    PN_ASSERT_EQ_INT(sb.reserved, 3);
+    int64_t off;
+    PN_REQUIRE_OK(pn_engine_checkpoint(b.engine, 0, &off));
+    PN_ASSERT_EQ_INT(off, 105);
+    /* The restored engine knows the ids of commands that made events. */
+    pn_engine_result_t r = run(&b, cmds[1]);
+    PN_ASSERT(r.outcome.duplicate);
+    PN_ASSERT_EQ_INT(r.outcome.version, 2);
+    PN_ASSERT_EQ_INT(r.outcome.reserved, 4);
+    pn_engine_discard(b.engine);
+    pn_state_clear(&sa);
+    pn_state_clear(&sb);
+    teardown(&a);
+    teardown(&b);
+}
+
+static void test_restore_detects_gap(void) {
+    fixture_t a, b;
+    setup(&a, NULL);
+    setup(&b, NULL);
+    run(&a, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
+    pn_engine_result_t r2 = run(&a, cmd(PN_CMD_UPDATE, "c2", NULL, "S1", 11, 2));
+    char err[512] = "";
+    bool applied;
+    PN_ASSERT_EQ_INT(pn_engine_apply_event(b.engine, 0, 7, r2.event_value,
+                                           r2.event_len, &applied, err,
+                                           sizeof err),
+                     PN_ERR_STATE);
+    PN_ASSERT(!applied);
+    PN_ASSERT(strstr(err, "S1|DC1") != NULL);
+    pn_engine_discard(a.engine);
+    pn_engine_discard(b.engine);
+    teardown(&a);
+    teardown(&b);
+}
+
+/* A snapshot of another fold format version is dropped and the state is
+ * rebuilt from the stored events. */
+static void test_stale_snapshot_rebuilt(void) {
+    fixture_t f;
+    setup(&f, NULL);
+    run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
+    run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 4, 2));
+    commit(&f, 2);
+    run(&f, cmd(PN_CMD_SHIP, "c3", "o1", "S1", 1, 3));
+    commit(&f, 3);
+    pn_state_t expected = read_state(&f, "S1|DC1");
+    close_engine(&f);
+    open_engine(&f, PN_FOLD_FORMAT_VERSION + 1);
+    pn_state_t rebuilt = read_state(&f, "S1|DC1");
+    PN_ASSERT(pn_state_eq(&expected, &rebuilt));
+    PN_ASSERT_EQ_INT(rebuilt.version, 3);
+    /* The next batch that touches it writes a snapshot of the new format. */
+    run(&f, cmd(PN_CMD_UPDATE, "c4", NULL, "S1", 20, 4));
+    commit(&f, 4);
+    bool found;
+    pn_state_t snap;
+    pn_state_init(&snap);
+    PN_REQUIRE_OK(pn_store_get_snapshot(f.store, pn_str_c("S1|DC1"), &snap, &found));
+    PN_ASSERT(found);
+    PN_ASSERT_EQ_INT(snap.version, 4);
+    pn_state_clear(&snap);
+    pn_state_clear(&expected);
+    pn_state_clear(&rebuilt);
+    teardown(&f);
+}
+
+/* The cache is bounded: states beyond it are reloaded from the store. */
+static void test_cache_bound(void) {
+    fixture_t f;
+    pn_engine_options_t o = {.state_cache_streams = 8};
+    setup(&f, &o);
+    char sku[32], id[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(sku, sizeof sku, "S%d", i);
+        snprintf(id, sizeof id, "u%d", i);
+        run(&f, cmd(PN_CMD_UPDATE, id, NULL, sku, i + 1, i));
+    }
+    commit(&f, 1);
+    pn_engine_stats_t st;
+    pn_engine_get_stats(f.engine, &st);
+    PN_ASSERT(st.cached_streams <= 8);
+    for (int i = 0; i < 100; i += 7) {
+        snprintf(sku, sizeof sku, "S%d|DC1", i);
+        pn_state_t s = read_state(&f, sku);
+        PN_ASSERT_EQ_INT(s.on_hand, i + 1);
+        pn_state_clear(&s);
+    }
+    teardown(&f);
+}
+
+static const pn_test_case_t engine_cases[] = {
+    {"a batch sees its own effects", test_batch_sees_its_own_effects},
+    {"commit survives reopen", test_commit_survives_reopen},
+    {"discard leaves no trace", test_discard_leaves_no_trace},
+    {"idempotency window by count and time", test_window_by_count_and_time},
+    {"invalid commands", test_invalid_commands},
+    {"restore from events", test_restore_from_events},
+    {"restore detects a version gap", test_restore_detects_gap},
+    {"stale snapshot rebuilt from events", test_stale_snapshot_rebuilt},
+    {"state cache is bounded", test_cache_bound},
+    {NULL, NULL}};
+
+const pn_test_suite_t pn_test_suites[] = {{"engine", engine_cases},
+                                          {NULL, NULL}};
