@@ -1,0 +1,212 @@
+/*
+ * Internals shared by the codec modules (never installed):
+ *   codec.c          lifecycle, schema layouts, value helpers, plain I/O
+ *   codec_command.c  commands: framings, decode, encode
+ *   codec_records.c  events, outcomes, snapshots
+ *   codec_writers.c  writer schemas: registration, Confluent ids, resolvers
+ *   codec_scan.c     bounded validator of Avro binary against a schema
+ * Names with a double underscore (pn_codec__*) are for these files only.
+ */
+#ifndef PANTHER_CODEC_INTERNAL_H
+#define PANTHER_CODEC_INTERNAL_H
+
+#include <avro.h>
+#include <stdbool.h>
+
+#include "panther/codec.h"
+
+/** Deepest schema nesting the scanner follows (recursive schemas). */
+#define PN_CODEC__MAX_DEPTH 64
+
+/** Most unknown Confluent ids remembered before the list is forgotten. */
+#define PN_CODEC__MAX_UNKNOWN_IDS 1024
+
+/** One of our schemas with a reusable generic value of it. */
+typedef struct pn_codec_rec {
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t value;
+} pn_codec_rec_t;
+
+/** Field positions of one command record in our Command schema. */
+typedef struct pn_codec_cmd_layout {
+    int branch; /* index in the Command union */
+    int id, order_id, sku_id, node_id, quantity, by, at; /* -1: absent */
+} pn_codec_cmd_layout_t;
+
+/** Field positions of InventoryEvent and its DomainEvent branches. */
+typedef struct pn_codec_event_layout {
+    int sku_id, node_id, version, command_id, by, at, event;
+    struct {
+        int branch, order_id, quantity, previous_quantity; /* -1: absent */
+    } types[PN_EVT__COUNT];
+} pn_codec_event_layout_t;
+
+/** Field positions and enum symbol indexes of CommandOutcome. */
+typedef struct pn_codec_outcome_layout {
+    int command_id, command_type, order_id, sku_id, node_id, status, reason,
+        duplicate, version, on_hand, reserved, available, at;
+    int type_symbol[PN_CMD__COUNT];
+    int status_symbol[2];
+    int reason_symbol[PN_REASON__COUNT];
+} pn_codec_outcome_layout_t;
+
+/** Field positions of InventorySnapshot and its Reservation items. */
+typedef struct pn_codec_snapshot_layout {
+    int sku_id, node_id, version, on_hand, reserved, available, reservations,
+        updated_at;
+    int item_order_id, item_quantity;
+} pn_codec_snapshot_layout_t;
+
+/**
+ * A writer schema of commands other than the one embedded (or ours, seen
+ * through a framing). Resolution into our Command value is prepared once.
+ */
+typedef struct pn_codec_writer {
+    uint64_t fp;            /* CRC-64-AVRO of its canonical form */
+    avro_schema_t schema;   /* owned reference */
+    avro_value_iface_t *resolver; /* NULL when the schema is ours */
+    avro_value_t resolved;  /* resolver instance writing into our value */
+    bool *branch_ok;        /* per writer union branch: resolvable */
+    size_t n_branches;      /* 0 when the writer is not a union */
+    bool registered;        /* known for single-object decoding */
+} pn_codec_writer_t;
+
+/** What a Confluent schema id resolved to (cached per id). */
+typedef struct pn_codec_id {
+    int32_t id;
+    pn_err_t err;              /* OK when writer is set */
+    pn_codec_writer_t *writer; /* borrowed from the writer list */
+    char *msg;                 /* owned reason when err != OK */
+} pn_codec_id_t;
+
+struct pn_codec_s {
+    size_t max_record_bytes;
+    pn_schema_lookup_fn lookup;
+    void *lookup_opaque;
+
+    pn_codec_rec_t recs[PN_SCHEMA__COUNT];
+    uint64_t command_fp; /* fingerprint of Command.avsc */
+    avro_reader_t reader; /* memory reader, pointed at each input */
+    avro_writer_t writer; /* memory writer, pointed at each output */
+    pn_buf_t scratch;     /* NUL-terminated copies for avro string setters */
+
+    pn_codec_cmd_layout_t cmd[PN_CMD__COUNT];
+    pn_command_type_t *branch_type; /* Command union branch -> type */
+    size_t n_branch_types;
+    pn_codec_event_layout_t event;
+    pn_codec_outcome_layout_t outcome;
+    pn_codec_snapshot_layout_t snapshot;
+
+    pn_codec_writer_t **writers; /* [0] is our own Command schema */
+    size_t n_writers;
+    size_t cap_writers;
+    pn_codec_id_t *ids; /* sorted by id */
+    size_t n_ids;
+    size_t cap_ids;
+    size_t n_unknown_ids;
+};
+
+/* --- codec_scan.c ----------------------------------------------------- */
+
+/**
+ * Walks schema over bytes [start, len) of data, which must hold exactly one
+ * value, checking every varint, length, union index, enum index, boolean
+ * and UTF-8 string, so Avro C reads only validated input. Sets *top_branch
+ * (if not NULL) to the top-level union index, -1 when the schema is not a
+ * union. TRUNCATED, MALFORMED or UNKNOWN_BRANCH, with the byte offset
+ * (from data) in errstr. start <= len.
+ */
+pn_err_t pn_codec__scan(avro_schema_t schema, const uint8_t *data, size_t len,
+                        size_t start, int64_t *top_branch, char *errstr,
+                        size_t errstr_size);
+
+/* --- codec_writers.c ---------------------------------------------------- */
+
+/** Adds our own Command schema as writers[0]. */
+pn_err_t pn_codec__writers_init(pn_codec_t *codec, char *errstr,
+                                size_t errstr_size);
+
+/** Frees the writer list and the Confluent id cache. */
+void pn_codec__writers_free(pn_codec_t *codec);
+
+/** A registered (or our own) writer by fingerprint, or NULL. */
+pn_codec_writer_t *pn_codec__writer_by_fp(pn_codec_t *codec, uint64_t fp);
+
+/**
+ * The writer of a Confluent schema id, asking the lookup callback once per
+ * id. UNKNOWN_SCHEMA when the id is unknown, INCOMPATIBLE_SCHEMA when its
+ * schema cannot be read as ours, or the callback's own error (not cached).
+ */
+pn_err_t pn_codec__writer_by_id(pn_codec_t *codec, int32_t id,
+                                pn_codec_writer_t **writer, char *errstr,
+                                size_t errstr_size);
+
+/* --- codec.c ------------------------------------------------------------ */
+
+/** Maps an errno from Avro C or a setter to a pn_err_t. */
+pn_err_t pn_codec__errno(int rc);
+
+/** errstr = "<context>: <avro's message>"; returns err. */
+pn_err_t pn_codec__avro_fail(char *errstr, size_t errstr_size, pn_err_t err,
+                             const char *context);
+
+/** Checks size limits and reads a plain record of schema `which`. */
+pn_err_t pn_codec__read_plain(pn_codec_t *codec, pn_schema_id_t which,
+                              const void *data, size_t len, char *errstr,
+                              size_t errstr_size);
+
+/** Reads validated bytes into target (our value or a resolver of it). */
+pn_err_t pn_codec__read_value(pn_codec_t *codec, avro_value_t *target,
+                              const uint8_t *data, size_t len, pn_err_t fail,
+                              char *errstr, size_t errstr_size);
+
+/** Appends prefix + the binary encoding of value to out, all or nothing. */
+pn_err_t pn_codec__write(pn_codec_t *codec, avro_value_t *value,
+                         const uint8_t *prefix, size_t prefix_len,
+                         pn_buf_t *out);
+
+/* Field setters on a record value; each returns 0 or an errno. */
+int pn_codec__set_str(pn_codec_t *codec, avro_value_t *rec, int idx,
+                      pn_str_t s);
+int pn_codec__set_long(avro_value_t *rec, int idx, int64_t v);
+int pn_codec__set_int(avro_value_t *rec, int idx, int32_t v);
+int pn_codec__set_enum(avro_value_t *rec, int idx, int symbol);
+int pn_codec__set_bool(avro_value_t *rec, int idx, bool v);
+/** A [null, X] field: null when s.ptr is NULL, else the string. */
+int pn_codec__set_opt_str(pn_codec_t *codec, avro_value_t *rec, int idx,
+                          pn_str_t s);
+/** A field of type int or [null, int]. */
+int pn_codec__set_opt_int(avro_value_t *rec, int idx, bool has, int32_t v);
+/** A [null, enum] field: null when symbol < 0. */
+int pn_codec__set_opt_enum(avro_value_t *rec, int idx, int symbol);
+
+/* Field getters; each returns 0 or an errno. */
+int pn_codec__get_str(avro_value_t *rec, int idx, pn_str_t *s);
+int pn_codec__get_long(avro_value_t *rec, int idx, int64_t *v);
+int pn_codec__get_bool(avro_value_t *rec, int idx, bool *v);
+/** int or [null, int]; *has = false for null. */
+int pn_codec__get_opt_int(avro_value_t *rec, int idx, bool *has,
+                          int32_t *v);
+/** [null, string] (PN_STR_NULL for null) or string. */
+int pn_codec__get_opt_str(avro_value_t *rec, int idx, pn_str_t *s);
+/** enum or [null, enum] (-1 for null). */
+int pn_codec__get_opt_enum(avro_value_t *rec, int idx, int *symbol);
+
+/** Strings gathered from a value, then copied into one block. */
+typedef struct pn_codec_strs {
+    pn_str_t *dst[8];
+    pn_str_t src[8];
+    size_t n;
+} pn_codec_strs_t;
+
+/** Queues src to be copied; dst will view the copy. */
+void pn_codec__strs_add(pn_codec_strs_t *strs, pn_str_t *dst, pn_str_t src);
+
+/**
+ * Copies every queued string (NUL-terminated, a NULL source stays
+ * PN_STR_NULL) into one malloc'd block returned in *storage.
+ */
+pn_err_t pn_codec__strs_commit(pn_codec_strs_t *strs, void **storage);
+
+#endif

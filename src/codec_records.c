@@ -1,0 +1,489 @@
+/*
+ * Panther's own records, always plain Avro binary: InventoryEvent (the
+ * change feed), CommandOutcome (the replies) and InventorySnapshot. Decoded
+ * strings are copied into one block owned by the decoded struct.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec_internal.h"
+
+/* --- InventoryEvent --------------------------------------------------------- */
+
+static int fill_event(pn_codec_t *codec, const pn_event_t *ev) {
+    const pn_codec_event_layout_t *l = &codec->event;
+    avro_value_t *v = &codec->recs[PN_SCHEMA_INVENTORY_EVENT].value;
+    avro_value_t u, b;
+    int rc = pn_codec__set_str(codec, v, l->sku_id, ev->sku_id);
+    if (!rc)
+        rc = pn_codec__set_str(codec, v, l->node_id, ev->node_id);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->version, ev->version);
+    if (!rc)
+        rc = pn_codec__set_str(codec, v, l->command_id, ev->command_id);
+    if (!rc)
+        rc = pn_codec__set_str(codec, v, l->by, ev->by);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->at, ev->at_ms);
+    if (!rc)
+        rc = avro_value_get_by_index(v, (size_t)l->event, &u, NULL);
+    if (!rc)
+        rc = avro_value_set_branch(&u, l->types[ev->type].branch, &b);
+    if (!rc)
+        rc = pn_codec__set_int(&b, l->types[ev->type].quantity, ev->quantity);
+    if (!rc && l->types[ev->type].previous_quantity >= 0)
+        rc = pn_codec__set_long(&b, l->types[ev->type].previous_quantity,
+                                ev->previous_quantity);
+    if (!rc && l->types[ev->type].order_id >= 0)
+        rc = pn_codec__set_str(codec, &b, l->types[ev->type].order_id,
+                               ev->order_id);
+    return rc;
+}
+
+pn_err_t pn_codec_encode_event(pn_codec_t *codec, const pn_event_t *ev,
+                               pn_buf_t *out) {
+    if (!codec || !ev || !out || (unsigned)ev->type >= PN_EVT__COUNT)
+        return PN_ERR_INVALID_ARG;
+    int rc = fill_event(codec, ev);
+    if (rc)
+        return pn_codec__errno(rc);
+    return pn_codec__write(codec,
+                           &codec->recs[PN_SCHEMA_INVENTORY_EVENT].value, NULL,
+                           0, out);
+}
+
+/* The event type of a DomainEvent branch, or PN_EVT__COUNT. */
+static pn_event_type_t event_type_of(const pn_codec_t *codec, int branch) {
+    for (int t = 0; t < PN_EVT__COUNT; t++)
+        if (codec->event.types[t].branch == branch)
+            return (pn_event_type_t)t;
+    return PN_EVT__COUNT;
+}
+
+static int extract_payload(pn_codec_t *codec, avro_value_t *v, pn_event_t *e,
+                           pn_str_t *order) {
+    avro_value_t u, b;
+    int d = -1;
+    int rc = avro_value_get_by_index(v, (size_t)codec->event.event, &u, NULL);
+    if (!rc)
+        rc = avro_value_get_discriminant(&u, &d);
+    if (!rc)
+        rc = avro_value_get_current_branch(&u, &b);
+    e->type = event_type_of(codec, d);
+    if (rc || e->type == PN_EVT__COUNT)
+        return rc ? rc : EINVAL;
+    bool has;
+    int qi = codec->event.types[e->type].quantity;
+    int pi = codec->event.types[e->type].previous_quantity;
+    int oi = codec->event.types[e->type].order_id;
+    rc = pn_codec__get_opt_int(&b, qi, &has, &e->quantity);
+    if (!rc && pi >= 0)
+        rc = pn_codec__get_long(&b, pi, &e->previous_quantity);
+    if (!rc && oi >= 0)
+        rc = pn_codec__get_str(&b, oi, order);
+    return rc;
+}
+
+static pn_err_t extract_event(pn_codec_t *codec, pn_event_t *ev,
+                              char *errstr, size_t errstr_size) {
+    const pn_codec_event_layout_t *l = &codec->event;
+    avro_value_t *v = &codec->recs[PN_SCHEMA_INVENTORY_EVENT].value;
+    pn_event_t e = {.type = PN_EVT__COUNT};
+    pn_str_t sku, node, command_id, by, order = PN_STR_NULL;
+    int rc = pn_codec__get_str(v, l->sku_id, &sku);
+    if (!rc)
+        rc = pn_codec__get_str(v, l->node_id, &node);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->version, &e.version);
+    if (!rc)
+        rc = pn_codec__get_str(v, l->command_id, &command_id);
+    if (!rc)
+        rc = pn_codec__get_str(v, l->by, &by);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->at, &e.at_ms);
+    if (!rc)
+        rc = extract_payload(codec, v, &e, &order);
+    if (rc)
+        return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
+                                   "InventoryEvent: reading decoded fields");
+    pn_codec_strs_t strs = {.n = 0};
+    pn_codec__strs_add(&strs, &e.sku_id, sku);
+    pn_codec__strs_add(&strs, &e.node_id, node);
+    pn_codec__strs_add(&strs, &e.command_id, command_id);
+    pn_codec__strs_add(&strs, &e.by, by);
+    pn_codec__strs_add(&strs, &e.order_id, order);
+    if (pn_codec__strs_commit(&strs, &e.storage))
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
+                          "InventoryEvent: out of memory");
+    *ev = e;
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_codec_decode_event(pn_codec_t *codec, const void *data,
+                               size_t len, pn_event_t *ev, char *errstr,
+                               size_t errstr_size) {
+    if (ev)
+        memset(ev, 0, sizeof *ev);
+    if (!codec || !ev)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "decode event: missing argument");
+    pn_err_t err = pn_codec__read_plain(codec, PN_SCHEMA_INVENTORY_EVENT,
+                                        data, len, errstr, errstr_size);
+    return err ? err : extract_event(codec, ev, errstr, errstr_size);
+}
+
+/* --- CommandOutcome ------------------------------------------------------- */
+
+void pn_outcome_record_release(pn_outcome_record_t *rec) {
+    if (!rec)
+        return;
+    free(rec->storage);
+    memset(rec, 0, sizeof *rec);
+}
+
+static bool outcome_valid(const pn_outcome_t *o) {
+    return (unsigned)o->command_type < PN_CMD__COUNT &&
+           (o->status == PN_STATUS_ACCEPTED ||
+            o->status == PN_STATUS_REJECTED) &&
+           o->reason >= PN_REASON_NONE && o->reason < PN_REASON__COUNT;
+}
+
+static int fill_outcome(pn_codec_t *codec, const pn_outcome_record_t *rec) {
+    const pn_codec_outcome_layout_t *l = &codec->outcome;
+    const pn_outcome_t *o = &rec->outcome;
+    avro_value_t *v = &codec->recs[PN_SCHEMA_COMMAND_OUTCOME].value;
+    int reason = o->reason == PN_REASON_NONE ? -1
+                                             : l->reason_symbol[o->reason];
+    int rc = pn_codec__set_str(codec, v, l->command_id, rec->command_id);
+    if (!rc)
+        rc = pn_codec__set_enum(v, l->command_type,
+                                l->type_symbol[o->command_type]);
+    if (!rc)
+        rc = pn_codec__set_opt_str(codec, v, l->order_id, rec->order_id);
+    if (!rc)
+        rc = pn_codec__set_str(codec, v, l->sku_id, rec->sku_id);
+    if (!rc)
+        rc = pn_codec__set_str(codec, v, l->node_id, rec->node_id);
+    if (!rc)
+        rc = pn_codec__set_enum(v, l->status, l->status_symbol[o->status]);
+    if (!rc)
+        rc = pn_codec__set_opt_enum(v, l->reason, reason);
+    if (!rc)
+        rc = pn_codec__set_bool(v, l->duplicate, o->duplicate);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->version, o->version);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->on_hand, o->on_hand);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->reserved, o->reserved);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->available, o->available);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->at, rec->at_ms);
+    return rc;
+}
+
+pn_err_t pn_codec_encode_outcome_record(pn_codec_t *codec,
+                                        const pn_outcome_record_t *rec,
+                                        pn_buf_t *out) {
+    if (!codec || !rec || !out || !outcome_valid(&rec->outcome))
+        return PN_ERR_INVALID_ARG;
+    int rc = fill_outcome(codec, rec);
+    if (rc)
+        return pn_codec__errno(rc);
+    return pn_codec__write(codec,
+                           &codec->recs[PN_SCHEMA_COMMAND_OUTCOME].value, NULL,
+                           0, out);
+}
+
+pn_err_t pn_codec_encode_outcome(pn_codec_t *codec, const pn_command_t *cmd,
+                                 const pn_outcome_t *outcome, pn_buf_t *out) {
+    if (!cmd || !outcome)
+        return PN_ERR_INVALID_ARG;
+    pn_outcome_record_t rec = {
+        .outcome = *outcome,
+        .command_id = cmd->id,
+        .order_id = cmd->type == PN_CMD_UPDATE ? PN_STR_NULL : cmd->order_id,
+        .sku_id = cmd->sku_id,
+        .node_id = cmd->node_id,
+        .at_ms = cmd->at_ms};
+    return pn_codec_encode_outcome_record(codec, &rec, out);
+}
+
+/* Maps an Avro enum symbol index back through table (n entries); -1 if
+ * no entry has it. */
+static int unsymbol(const int *table, int n, int symbol_index) {
+    for (int i = 0; i < n; i++)
+        if (table[i] == symbol_index)
+            return i;
+    return -1;
+}
+
+static int extract_outcome_numbers(pn_codec_t *codec, avro_value_t *v,
+                                   pn_outcome_t *o) {
+    const pn_codec_outcome_layout_t *l = &codec->outcome;
+    int type_sym = -1, status_sym = -1, reason_sym = -1;
+    avro_value_t f;
+    int rc = avro_value_get_by_index(v, (size_t)l->command_type, &f, NULL);
+    if (!rc)
+        rc = avro_value_get_enum(&f, &type_sym);
+    if (!rc)
+        rc = avro_value_get_by_index(v, (size_t)l->status, &f, NULL);
+    if (!rc)
+        rc = avro_value_get_enum(&f, &status_sym);
+    if (!rc)
+        rc = pn_codec__get_opt_enum(v, l->reason, &reason_sym);
+    if (rc)
+        return rc;
+    int type = unsymbol(l->type_symbol, PN_CMD__COUNT, type_sym);
+    int status = unsymbol(l->status_symbol, 2, status_sym);
+    int reason = reason_sym < 0 ? PN_REASON_NONE
+                                : unsymbol(l->reason_symbol,
+                                           PN_REASON__COUNT, reason_sym);
+    if (type < 0 || status < 0 || (reason_sym >= 0 && reason < 0))
+        return EINVAL;
+    o->command_type = (pn_command_type_t)type;
+    o->status = (pn_status_t)status;
+    o->reason = (pn_reason_t)reason;
+    rc = pn_codec__get_bool(v, l->duplicate, &o->duplicate);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->version, &o->version);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->on_hand, &o->on_hand);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->reserved, &o->reserved);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->available, &o->available);
+    return rc;
+}
+
+static pn_err_t extract_outcome(pn_codec_t *codec, pn_outcome_record_t *rec,
+                                char *errstr, size_t errstr_size) {
+    const pn_codec_outcome_layout_t *l = &codec->outcome;
+    avro_value_t *v = &codec->recs[PN_SCHEMA_COMMAND_OUTCOME].value;
+    pn_outcome_record_t r = {.at_ms = 0};
+    pn_str_t command_id, order, sku, node;
+    int rc = pn_codec__get_str(v, l->command_id, &command_id);
+    if (!rc)
+        rc = pn_codec__get_opt_str(v, l->order_id, &order);
+    if (!rc)
+        rc = pn_codec__get_str(v, l->sku_id, &sku);
+    if (!rc)
+        rc = pn_codec__get_str(v, l->node_id, &node);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->at, &r.at_ms);
+    if (!rc)
+        rc = extract_outcome_numbers(codec, v, &r.outcome);
+    if (rc)
+        return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
+                                   "CommandOutcome: reading decoded fields");
+    pn_codec_strs_t strs = {.n = 0};
+    pn_codec__strs_add(&strs, &r.command_id, command_id);
+    pn_codec__strs_add(&strs, &r.order_id, order);
+    pn_codec__strs_add(&strs, &r.sku_id, sku);
+    pn_codec__strs_add(&strs, &r.node_id, node);
+    if (pn_codec__strs_commit(&strs, &r.storage))
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
+                          "CommandOutcome: out of memory");
+    *rec = r;
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_codec_decode_outcome(pn_codec_t *codec, const void *data,
+                                 size_t len, pn_outcome_record_t *rec,
+                                 char *errstr, size_t errstr_size) {
+    if (rec)
+        memset(rec, 0, sizeof *rec);
+    if (!codec || !rec)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "decode outcome: missing argument");
+    pn_err_t err = pn_codec__read_plain(codec, PN_SCHEMA_COMMAND_OUTCOME,
+                                        data, len, errstr, errstr_size);
+    return err ? err : extract_outcome(codec, rec, errstr, errstr_size);
+}
+
+/* --- InventorySnapshot ---------------------------------------------------- */
+
+static int fill_reservations(pn_codec_t *codec, avro_value_t *v,
+                             const pn_state_t *state) {
+    const pn_codec_snapshot_layout_t *l = &codec->snapshot;
+    avro_value_t arr, item;
+    int rc = avro_value_get_by_index(v, (size_t)l->reservations, &arr, NULL);
+    if (!rc)
+        rc = avro_value_reset(&arr);
+    for (size_t i = 0; !rc && i < state->n_reservations; i++) {
+        const pn_reservation_t *r = &state->reservations[i];
+        rc = avro_value_append(&arr, &item, NULL);
+        if (!rc)
+            rc = pn_codec__set_str(codec, &item, l->item_order_id,
+                                   (pn_str_t){r->order_id, r->order_id_len});
+        if (!rc)
+            rc = pn_codec__set_long(&item, l->item_quantity, r->quantity);
+    }
+    return rc;
+}
+
+static int fill_snapshot(pn_codec_t *codec, pn_str_t sku_id, pn_str_t node_id,
+                         const pn_state_t *state, int64_t updated_at_ms) {
+    const pn_codec_snapshot_layout_t *l = &codec->snapshot;
+    avro_value_t *v = &codec->recs[PN_SCHEMA_INVENTORY_SNAPSHOT].value;
+    int rc = pn_codec__set_str(codec, v, l->sku_id, sku_id);
+    if (!rc)
+        rc = pn_codec__set_str(codec, v, l->node_id, node_id);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->version, state->version);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->on_hand, state->on_hand);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->reserved, state->reserved);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->available, pn_state_available(state));
+    if (!rc)
+        rc = fill_reservations(codec, v, state);
+    if (!rc)
+        rc = pn_codec__set_long(v, l->updated_at, updated_at_ms);
+    return rc;
+}
+
+pn_err_t pn_codec_encode_snapshot(pn_codec_t *codec, pn_str_t sku_id,
+                                  pn_str_t node_id, const pn_state_t *state,
+                                  int64_t updated_at_ms, pn_buf_t *out) {
+    if (!codec || !state || !out)
+        return PN_ERR_INVALID_ARG;
+    int rc = fill_snapshot(codec, sku_id, node_id, state, updated_at_ms);
+    if (rc)
+        return pn_codec__errno(rc);
+    return pn_codec__write(
+        codec, &codec->recs[PN_SCHEMA_INVENTORY_SNAPSHOT].value, NULL, 0, out);
+}
+
+/* Rebuilds the reservation table through the domain's own helper, refusing
+ * entries that no state could hold. */
+static pn_err_t extract_reservations(pn_codec_t *codec, avro_value_t *v,
+                                     pn_state_t *state, char *errstr,
+                                     size_t errstr_size) {
+    const pn_codec_snapshot_layout_t *l = &codec->snapshot;
+    avro_value_t arr, item;
+    size_t n = 0;
+    int rc = avro_value_get_by_index(v, (size_t)l->reservations, &arr, NULL);
+    if (!rc)
+        rc = avro_value_get_size(&arr, &n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        pn_str_t order;
+        int64_t q = 0;
+        rc = avro_value_get_by_index(&arr, i, &item, NULL);
+        if (!rc)
+            rc = pn_codec__get_str(&item, l->item_order_id, &order);
+        if (!rc)
+            rc = pn_codec__get_long(&item, l->item_quantity, &q);
+        if (rc)
+            break;
+        if (q <= 0 || pn_state_held(state, order) != 0 ||
+            state->reserved > INT64_MAX - q)
+            return pn_err_set(errstr, errstr_size, PN_ERR_MALFORMED,
+                              "InventorySnapshot: reservation %zu (order "
+                              "\"%.*s\", quantity %lld) is invalid or repeated",
+                              i, (int)(order.len > 64 ? 64 : order.len),
+                              order.ptr, (long long)q);
+        pn_err_t err = pn_state_adjust_reservation(state, order, q);
+        if (err)
+            return pn_err_set(errstr, errstr_size, err,
+                              "InventorySnapshot: rebuilding reservations");
+    }
+    if (rc)
+        return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
+                                   "InventorySnapshot: reading reservations");
+    return PN_ERR_OK;
+}
+
+/* The scalar fields, checked against each other and the reservations. */
+static pn_err_t extract_snapshot_numbers(pn_codec_t *codec, avro_value_t *v,
+                                         pn_state_t *state,
+                                         int64_t *updated_at_ms, char *errstr,
+                                         size_t errstr_size) {
+    const pn_codec_snapshot_layout_t *l = &codec->snapshot;
+    int64_t version = 0, on_hand = 0, reserved = 0, available = 0, at = 0;
+    int rc = pn_codec__get_long(v, l->version, &version);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->on_hand, &on_hand);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->reserved, &reserved);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->available, &available);
+    if (!rc)
+        rc = pn_codec__get_long(v, l->updated_at, &at);
+    if (rc)
+        return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
+                                   "InventorySnapshot: reading fields");
+    int64_t expected_available;
+    if (version < 0 || on_hand < 0 || reserved != state->reserved ||
+        __builtin_sub_overflow(on_hand, reserved, &expected_available) ||
+        available != expected_available)
+        return pn_err_set(errstr, errstr_size, PN_ERR_MALFORMED,
+                          "InventorySnapshot: inconsistent numbers (version "
+                          "%lld, onHand %lld, reserved %lld but reservations "
+                          "sum to %lld, available %lld)",
+                          (long long)version, (long long)on_hand,
+                          (long long)reserved, (long long)state->reserved,
+                          (long long)available);
+    state->version = version;
+    state->on_hand = on_hand;
+    if (updated_at_ms)
+        *updated_at_ms = at;
+    return PN_ERR_OK;
+}
+
+static pn_err_t copy_id(avro_value_t *v, int idx, char **dst) {
+    pn_str_t s;
+    if (!dst)
+        return PN_ERR_OK;
+    if (pn_codec__get_str(v, idx, &s))
+        return PN_ERR_INTERNAL;
+    *dst = malloc(s.len + 1);
+    if (!*dst)
+        return PN_ERR_NOMEM;
+    memcpy(*dst, s.ptr, s.len);
+    (*dst)[s.len] = '\0';
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_codec_decode_snapshot(pn_codec_t *codec, const void *data,
+                                  size_t len, pn_state_t *state,
+                                  char **sku_id, char **node_id,
+                                  int64_t *updated_at_ms, char *errstr,
+                                  size_t errstr_size) {
+    if (sku_id)
+        *sku_id = NULL;
+    if (node_id)
+        *node_id = NULL;
+    if (!codec || !state)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "decode snapshot: missing argument");
+    pn_state_clear(state);
+    avro_value_t *v = &codec->recs[PN_SCHEMA_INVENTORY_SNAPSHOT].value;
+    pn_err_t err = pn_codec__read_plain(codec, PN_SCHEMA_INVENTORY_SNAPSHOT,
+                                        data, len, errstr, errstr_size);
+    if (err || (err = extract_reservations(codec, v, state, errstr,
+                                           errstr_size)) ||
+        (err = extract_snapshot_numbers(codec, v, state, updated_at_ms,
+                                        errstr, errstr_size)))
+        goto fail;
+    if ((err = copy_id(v, codec->snapshot.sku_id, sku_id)) ||
+        (err = copy_id(v, codec->snapshot.node_id, node_id))) {
+        pn_err_set(errstr, errstr_size, err, "InventorySnapshot: copying ids");
+        goto fail;
+    }
+    return PN_ERR_OK;
+fail:
+    pn_state_clear(state);
+    if (sku_id) {
+        free(*sku_id);
+        *sku_id = NULL;
+    }
+    if (node_id) {
+        free(*node_id);
+        *node_id = NULL;
+    }
+    return err;
+}
