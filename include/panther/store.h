@@ -58,6 +58,11 @@ PN_MUST_CHECK pn_err_t pn_store_open(const pn_store_options_t *opts,
 /** Flushes nothing extra (the WAL is durable enough); NULL-safe. */
 void pn_store_close(pn_store_t *store);
 
+/** The text of the last RocksDB failure seen by this store (path, what was
+ *  attempted, RocksDB's message), for logs; "" when none. Calls without an
+ *  errstr (reads, scans, maintenance) only report through here. */
+const char *pn_store_last_error(const pn_store_t *store);
+
 /**
  * Reads the snapshot of a stream into state (initialised by the caller).
  * *found = false when there is none, or when its fold format version is not
@@ -114,6 +119,17 @@ PN_MUST_CHECK pn_err_t pn_store_get_partition_meta(pn_store_t *store,
 typedef bool (*pn_store_key_filter_fn)(void *opaque, pn_str_t stream_key);
 
 /* --- batches ----------------------------------------------------------- */
+
+/** Largest batch: puts past it fail with PN_ERR_TOO_LARGE. */
+#define PN_STORE_BATCH_MAX_BYTES ((size_t)256 << 20)
+
+/*
+ * Puts validate their arguments (PN_ERR_INVALID_ARG): stream keys of 1 to
+ * PN_STREAM_KEY_MAX - 1 bytes, versions >= 1, partitions >= 0, states that
+ * keep their invariants. A failed put leaves the batch as it was. Puts only
+ * append to memory the batch keeps across pn_store_batch_clear(), so a
+ * reused batch does not allocate.
+ */
 
 /** A new empty batch. Owned by the caller; pn_store_batch_free() frees. */
 PN_MUST_CHECK pn_err_t pn_store_batch_new(pn_store_batch_t **batchp);

@@ -1,0 +1,723 @@
+/*
+ * The local state store on RocksDB (DESIGN.md section 7): open and close,
+ * point reads, event scans, batches and their atomic commit. Maintenance
+ * (expiry, dropping a partition, memory accounting) lives in store_maint.c;
+ * the byte layout of keys and values in store_format.c.
+ *
+ * RocksDB's char **errptr strings stop here: every failure becomes a
+ * pn_err_t, and its text is kept for pn_store_last_error().
+ *
+ * Memory is bounded by the options: one LRU block cache shared by every
+ * column family, holding data blocks and also the index and filter blocks
+ * (so table readers stay small), and a write-buffer budget enforced across
+ * column families by db_write_buffer_size, with per-family memtable sizes
+ * that add up to the same budget.
+ */
+#include "store_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MIB ((uint64_t)1 << 20)
+#define DEFAULT_BLOCK_CACHE (32 * MIB)
+#define DEFAULT_WRITE_BUFFER (64 * MIB)
+#define MIN_CF_WRITE_BUFFER ((uint64_t)64 << 10)
+#define MAX_WRITE_BUFFERS 2
+#define BLOOM_BITS_PER_KEY 10.0
+#define MAX_OPEN_FILES 512
+#define KEEP_INFO_LOGS 3
+
+/* A batch record: [u8 cf][u32 BE key len][u32 BE value len][key][value]. */
+#define RECORD_HEAD 9
+
+struct pn_store_batch_s {
+    pn_buf_t log; /* records, in put order */
+    size_t count;
+    size_t bytes;
+};
+
+/* Shares of the write-buffer budget, per column family; each family may
+ * hold MAX_WRITE_BUFFERS memtables, so shares sum to the whole budget. */
+static const unsigned cf_write_share[PN_STORE_CF__COUNT] = {
+    [PN_STORE_CF_DEFAULT] = 1, [PN_STORE_CF_EVENTS] = 4,
+    [PN_STORE_CF_SNAPSHOTS] = 3, [PN_STORE_CF_DEDUP] = 3,
+    [PN_STORE_CF_META] = 1};
+#define WRITE_SHARES_TOTAL 12
+
+/* --- errors ------------------------------------------------------------- */
+
+pn_err_t pn_store__fail(pn_store_t *store, char *rerr, const char *what,
+                        char *errstr, size_t errstr_size) {
+    pn_err_t err = strncmp(rerr, "Corruption", 10) == 0 ? PN_ERR_STORE_CORRUPT
+                                                        : PN_ERR_STORE_IO;
+    snprintf(store->last_error, sizeof store->last_error, "%s: %s: %s",
+             store->path, what, rerr);
+    rocksdb_free(rerr);
+    return pn_err_set(errstr, errstr_size, err, "%s", store->last_error);
+}
+
+pn_err_t pn_store__iter_done(pn_store_t *store, rocksdb_iterator_t *it,
+                             const char *what) {
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    return rerr ? pn_store__fail(store, rerr, what, NULL, 0) : PN_ERR_OK;
+}
+
+const char *pn_store_last_error(const pn_store_t *store) {
+    return store ? store->last_error : "";
+}
+
+/* --- options ------------------------------------------------------------ */
+
+static rocksdb_block_based_table_options_t *table_options(pn_store_t *store,
+                                                          bool bloom) {
+    rocksdb_block_based_table_options_t *bbto =
+        rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(bbto, store->cache);
+    /* Index and filter blocks are charged to the cache rather than held by
+     * table readers, so the cache size bounds them; pinned L0 blocks and
+     * high priority keep them from being evicted by data blocks. */
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(bbto, 1);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(
+        bbto, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
+        bbto, 1);
+    rocksdb_block_based_options_set_format_version(bbto, 5);
+    if (bloom) {
+        /* The table options take ownership of the policy. */
+        rocksdb_block_based_options_set_filter_policy(
+            bbto, rocksdb_filterpolicy_create_bloom_full(BLOOM_BITS_PER_KEY));
+        rocksdb_block_based_options_set_whole_key_filtering(bbto, 1);
+    }
+    return bbto;
+}
+
+static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
+                                     uint64_t write_budget) {
+    rocksdb_options_t *o = rocksdb_options_create();
+    uint64_t size = write_budget * cf_write_share[cf] /
+                    (WRITE_SHARES_TOTAL * MAX_WRITE_BUFFERS);
+    rocksdb_options_set_write_buffer_size(
+        o, (size_t)(size < MIN_CF_WRITE_BUFFER ? MIN_CF_WRITE_BUFFER : size));
+    rocksdb_options_set_max_write_buffer_number(o, MAX_WRITE_BUFFERS);
+    rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+    rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
+    bool point_reads = cf == PN_STORE_CF_SNAPSHOTS || cf == PN_STORE_CF_DEDUP;
+    if (cf == PN_STORE_CF_DEDUP) {
+        /* Most dedup lookups miss (a new command id): a memtable bloom
+         * answers them without walking the skiplist. */
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0.02);
+        rocksdb_options_set_memtable_whole_key_filtering(o, 1);
+    }
+    rocksdb_block_based_table_options_t *bbto =
+        table_options(store, point_reads);
+    rocksdb_options_set_block_based_table_factory(o, bbto);
+    rocksdb_block_based_options_destroy(bbto);
+    return o;
+}
+
+static pn_err_t store_configure(pn_store_t *store,
+                                const pn_store_options_t *opts) {
+    uint64_t cache_bytes =
+        opts->block_cache_bytes ? opts->block_cache_bytes : DEFAULT_BLOCK_CACHE;
+    uint64_t write_budget = opts->write_buffer_bytes ? opts->write_buffer_bytes
+                                                     : DEFAULT_WRITE_BUFFER;
+    store->fold = opts->fold_format_version ? opts->fold_format_version
+                                            : PN_FOLD_FORMAT_VERSION;
+    store->retention_ms = opts->event_retention_ms;
+    store->cache = rocksdb_cache_create_lru((size_t)cache_bytes);
+    store->db_opts = rocksdb_options_create();
+    rocksdb_options_t *o = store->db_opts;
+    rocksdb_options_set_create_if_missing(o, 1);
+    rocksdb_options_set_create_missing_column_families(o, 1);
+    rocksdb_options_set_db_write_buffer_size(o, (size_t)write_budget);
+    rocksdb_options_set_max_open_files(o, MAX_OPEN_FILES);
+    rocksdb_options_set_max_background_jobs(o, 2);
+    rocksdb_options_set_keep_log_file_num(o, KEEP_INFO_LOGS);
+    /* A torn last WAL record (kill -9 mid-write) is dropped; everything
+     * before it is recovered. */
+    rocksdb_options_set_wal_recovery_mode(o, 2 /* kPointInTimeRecovery */);
+    for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++)
+        store->cf_opts[cf] = cf_options(store, (pn_store_cf_t)cf, write_budget);
+    store->ro = rocksdb_readoptions_create();
+    store->wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(store->wo, opts->sync_writes ? 1 : 0);
+    store->wb = rocksdb_writebatch_create();
+    pn_buf_init(&store->key, 2 + PN_STORE_STREAM_MAX + PN_STORE_COMMAND_ID_MAX);
+    store->path = strdup(opts->path);
+    return store->path ? PN_ERR_OK : PN_ERR_NOMEM;
+}
+
+/* --- opening ------------------------------------------------------------ */
+
+/* A RocksDB data file: a table (*.sst) or a write-ahead log (<n>.log). */
+static bool is_data_file(const char *name) {
+    size_t n = strlen(name);
+    if (n > 4 && strcmp(name + n - 4, ".sst") == 0)
+        return true;
+    return n > 4 && strcmp(name + n - 4, ".log") == 0 && name[0] >= '0' &&
+           name[0] <= '9';
+}
+
+/* Without CURRENT, RocksDB would create a fresh database next to the old
+ * data files (and later delete them): refuse instead. */
+static pn_err_t check_orphan_files(pn_store_t *store, char *errstr,
+                                   size_t errstr_size) {
+    DIR *dir = opendir(store->path);
+    if (!dir)
+        return PN_ERR_OK; /* missing: RocksDB creates it, or says why not */
+    const char *found = NULL;
+    struct dirent *de;
+    while (!found && (de = readdir(dir)) != NULL)
+        if (is_data_file(de->d_name))
+            found = de->d_name;
+    pn_err_t err = PN_ERR_OK;
+    if (found)
+        err = pn_err_set(errstr, errstr_size, PN_ERR_STORE_CORRUPT,
+                         "%s: holds RocksDB data (%s) but no CURRENT file",
+                         store->path, found);
+    closedir(dir);
+    return err;
+}
+
+/* Translates an open error. When the database exists (CURRENT is there),
+ * a file it names but that is missing means a damaged database, not a
+ * transient I/O failure. */
+static pn_err_t open_fail(pn_store_t *store, char *rerr, bool exists,
+                          const char *what, char *errstr, size_t errstr_size) {
+    bool corrupt = strncmp(rerr, "Corruption", 10) == 0 ||
+                   (exists && strstr(rerr, "No such file") != NULL);
+    snprintf(store->last_error, sizeof store->last_error, "%s: %s%s: %s",
+             store->path, corrupt ? "store is corrupt, " : "", what, rerr);
+    rocksdb_free(rerr);
+    return pn_err_set(errstr, errstr_size,
+                      corrupt ? PN_ERR_STORE_CORRUPT : PN_ERR_STORE_IO, "%s",
+                      store->last_error);
+}
+
+static int cf_index(const char *name) {
+    for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++)
+        if (strcmp(name, pn_store__cf_names[cf]) == 0)
+            return cf;
+    return -1;
+}
+
+/* An existing database may only hold our column families: RocksDB cannot
+ * open it otherwise, and they would come from another version. */
+static pn_err_t check_column_families(pn_store_t *store, char *errstr,
+                                      size_t errstr_size) {
+    size_t n = 0;
+    char *rerr = NULL;
+    char **names =
+        rocksdb_list_column_families(store->db_opts, store->path, &n, &rerr);
+    if (rerr)
+        return open_fail(store, rerr, true,
+                         "cannot read the database description",
+                         errstr, errstr_size);
+    pn_err_t err = PN_ERR_OK;
+    for (size_t i = 0; i < n && !err; i++)
+        if (cf_index(names[i]) < 0)
+            err = pn_err_set(errstr, errstr_size, PN_ERR_STORE_VERSION,
+                             "%s: unknown column family \"%s\" (written by "
+                             "another version of Panther?)",
+                             store->path, names[i]);
+    rocksdb_list_column_families_destroy(names, n);
+    return err;
+}
+
+/* *exists tells whether a database (its CURRENT file) is there. */
+static pn_err_t check_directory(pn_store_t *store, bool *exists, char *errstr,
+                                size_t errstr_size) {
+    char current[4096];
+    struct stat st;
+    int n = snprintf(current, sizeof current, "%s/CURRENT", store->path);
+    if (n < 0 || (size_t)n >= sizeof current)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "%s: path too long", store->path);
+    *exists = stat(current, &st) == 0;
+    if (*exists)
+        return check_column_families(store, errstr, errstr_size);
+    if (errno != ENOENT)
+        return pn_err_set(errstr, errstr_size, PN_ERR_STORE_IO, "%s: %s",
+                          current, strerror(errno));
+    return check_orphan_files(store, errstr, errstr_size);
+}
+
+static pn_err_t open_db(pn_store_t *store, bool exists, char *errstr,
+                       size_t errstr_size) {
+    const rocksdb_options_t *cf_opts[PN_STORE_CF__COUNT];
+    for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++)
+        cf_opts[cf] = store->cf_opts[cf];
+    char *rerr = NULL;
+    store->db = rocksdb_open_column_families(
+        store->db_opts, store->path, PN_STORE_CF__COUNT, pn_store__cf_names,
+        cf_opts, store->cf, &rerr);
+    if (rerr) {
+        store->db = NULL;
+        memset(store->cf, 0, sizeof store->cf);
+        return open_fail(store, rerr, exists, "cannot open", errstr,
+                         errstr_size);
+    }
+    return PN_ERR_OK;
+}
+
+/* True when no column family holds a key. */
+static pn_err_t store_is_empty(pn_store_t *store, bool *empty) {
+    *empty = true;
+    pn_err_t err = PN_ERR_OK;
+    for (int cf = 0; cf < PN_STORE_CF__COUNT && *empty && !err; cf++) {
+        rocksdb_iterator_t *it =
+            rocksdb_create_iterator_cf(store->db, store->ro, store->cf[cf]);
+        rocksdb_iter_seek_to_first(it);
+        *empty = !rocksdb_iter_valid(it);
+        err = pn_store__iter_done(store, it, "scan");
+        rocksdb_iter_destroy(it);
+    }
+    return err;
+}
+
+/* Stamps a new (empty) store with the format version, durably. */
+static pn_err_t write_format(pn_store_t *store, char *errstr,
+                             size_t errstr_size) {
+    uint8_t v[4];
+    pn_be32_write(v, PN_STORE_FORMAT_VERSION);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(wo, 1);
+    char *rerr = NULL;
+    rocksdb_put_cf(store->db, wo, store->cf[PN_STORE_CF_META],
+                   PN_STORE_META_FORMAT_KEY, strlen(PN_STORE_META_FORMAT_KEY),
+                   (const char *)v, sizeof v, &rerr);
+    rocksdb_writeoptions_destroy(wo);
+    return rerr ? pn_store__fail(store, rerr, "cannot write the format version",
+                                 errstr, errstr_size)
+                : PN_ERR_OK;
+}
+
+static pn_err_t check_format(pn_store_t *store, char *errstr,
+                             size_t errstr_size) {
+    size_t len = 0;
+    char *rerr = NULL;
+    char *v = rocksdb_get_cf(store->db, store->ro, store->cf[PN_STORE_CF_META],
+                             PN_STORE_META_FORMAT_KEY,
+                             strlen(PN_STORE_META_FORMAT_KEY), &len, &rerr);
+    if (rerr)
+        return pn_store__fail(store, rerr, "cannot read the format version",
+                              errstr, errstr_size);
+    if (!v) {
+        bool empty;
+        pn_err_t err = store_is_empty(store, &empty);
+        if (err || empty)
+            return err ? err : write_format(store, errstr, errstr_size);
+        return pn_err_set(errstr, errstr_size, PN_ERR_STORE_VERSION,
+                          "%s: holds data but no store format version (not "
+                          "a Panther store?); this build reads version %u",
+                          store->path, PN_STORE_FORMAT_VERSION);
+    }
+    uint32_t found = len == 4 ? pn_be32_read((const uint8_t *)v) : 0;
+    rocksdb_free(v);
+    if (len != 4)
+        return pn_err_set(errstr, errstr_size, PN_ERR_STORE_CORRUPT,
+                          "%s: format version record has %zu bytes, not 4",
+                          store->path, len);
+    if (found != PN_STORE_FORMAT_VERSION)
+        return pn_err_set(errstr, errstr_size, PN_ERR_STORE_VERSION,
+                          "%s: store format version %u, this build reads "
+                          "version %u",
+                          store->path, found, PN_STORE_FORMAT_VERSION);
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_store_open(const pn_store_options_t *opts, pn_store_t **storep,
+                       char *errstr, size_t errstr_size) {
+    if (storep)
+        *storep = NULL;
+    if (!storep || !opts || !opts->path || !*opts->path ||
+        opts->event_retention_ms < 0)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "store: no path, or a negative retention");
+    pn_store_t *store = calloc(1, sizeof *store);
+    if (!store)
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "store: %s",
+                          pn_err_str(PN_ERR_NOMEM));
+    bool exists = false;
+    pn_err_t err = store_configure(store, opts);
+    if (err)
+        pn_err_set(errstr, errstr_size, err, "store: %s", pn_err_str(err));
+    if (!err)
+        err = check_directory(store, &exists, errstr, errstr_size);
+    if (!err)
+        err = open_db(store, exists, errstr, errstr_size);
+    if (!err)
+        err = check_format(store, errstr, errstr_size);
+    if (err) {
+        pn_store_close(store);
+        return err;
+    }
+    *storep = store;
+    return PN_ERR_OK;
+}
+
+void pn_store_close(pn_store_t *store) {
+    if (!store)
+        return;
+    for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++) {
+        if (store->cf[cf])
+            rocksdb_column_family_handle_destroy(store->cf[cf]);
+        if (store->cf_opts[cf])
+            rocksdb_options_destroy(store->cf_opts[cf]);
+    }
+    if (store->db)
+        rocksdb_close(store->db);
+    if (store->db_opts)
+        rocksdb_options_destroy(store->db_opts);
+    if (store->cache)
+        rocksdb_cache_destroy(store->cache);
+    if (store->ro)
+        rocksdb_readoptions_destroy(store->ro);
+    if (store->wo)
+        rocksdb_writeoptions_destroy(store->wo);
+    if (store->wb)
+        rocksdb_writebatch_destroy(store->wb);
+    pn_buf_free(&store->key);
+    free(store->path);
+    free(store);
+}
+
+/* --- reads -------------------------------------------------------------- */
+
+/* A point read; *value (NULL when absent) is released with rocksdb_free. */
+static pn_err_t store_get(pn_store_t *store, pn_store_cf_t cf,
+                          const void *key, size_t klen, char **value,
+                          size_t *vlen) {
+    char *rerr = NULL;
+    *value = rocksdb_get_cf(store->db, store->ro, store->cf[cf], key, klen,
+                            vlen, &rerr);
+    return rerr ? pn_store__fail(store, rerr, "read", NULL, 0) : PN_ERR_OK;
+}
+
+static pn_err_t delete_snapshot(pn_store_t *store, const uint8_t *key,
+                                size_t klen) {
+    char *rerr = NULL;
+    rocksdb_delete_cf(store->db, store->wo, store->cf[PN_STORE_CF_SNAPSHOTS],
+                      (const char *)key, klen, &rerr);
+    return rerr ? pn_store__fail(store, rerr, "delete stale snapshot", NULL, 0)
+                : PN_ERR_OK;
+}
+
+pn_err_t pn_store_get_snapshot(pn_store_t *store, pn_str_t stream_key,
+                               pn_state_t *state, bool *found) {
+    if (!store || !state || !found || !pn_store__stream_ok(stream_key))
+        return PN_ERR_INVALID_ARG;
+    *found = false;
+    pn_state_clear(state);
+    uint8_t key[PN_STORE_PREFIX_MAX];
+    size_t klen = pn_store__prefix(key, stream_key);
+    char *v;
+    size_t vlen;
+    pn_err_t err = store_get(store, PN_STORE_CF_SNAPSHOTS, key, klen, &v, &vlen);
+    if (err || !v)
+        return err;
+    uint32_t fold;
+    int64_t version;
+    err = pn_store__snapshot_peek(v, vlen, &fold, &version);
+    if (!err && fold != store->fold)
+        err = delete_snapshot(store, key, klen);
+    else if (!err)
+        err = pn_store__snapshot_decode(v, vlen, state);
+    *found = !err && fold == store->fold;
+    rocksdb_free(v);
+    return err;
+}
+
+pn_err_t pn_store_get_dedup(pn_store_t *store, pn_str_t stream_key,
+                            pn_str_t command_id, pn_dedup_entry_t *entry,
+                            bool *found) {
+    if (!store || !entry || !found)
+        return PN_ERR_INVALID_ARG;
+    *found = false;
+    memset(entry, 0, sizeof *entry);
+    pn_buf_reset(&store->key);
+    pn_err_t err = pn_store__dedup_key(&store->key, stream_key, command_id);
+    char *v = NULL;
+    size_t vlen;
+    if (!err)
+        err = store_get(store, PN_STORE_CF_DEDUP, store->key.data,
+                        store->key.len, &v, &vlen);
+    if (err || !v)
+        return err;
+    err = pn_store__dedup_decode(v, vlen, entry);
+    *found = !err;
+    rocksdb_free(v);
+    return err;
+}
+
+pn_err_t pn_store_get_partition_meta(pn_store_t *store, int32_t partition,
+                                     pn_partition_meta_t *meta, bool *found) {
+    if (!store || !meta || !found || partition < 0)
+        return PN_ERR_INVALID_ARG;
+    *found = false;
+    memset(meta, 0, sizeof *meta);
+    meta->events_offset = -1;
+    uint8_t key[PN_STORE_META_PARTITION_KEY_LEN];
+    pn_store__partition_key(key, partition);
+    char *v;
+    size_t vlen;
+    pn_err_t err = store_get(store, PN_STORE_CF_META, key, sizeof key, &v, &vlen);
+    if (err || !v)
+        return err;
+    err = pn_store__meta_decode(v, vlen, meta);
+    *found = !err;
+    if (err) {
+        memset(meta, 0, sizeof *meta);
+        meta->events_offset = -1;
+    }
+    rocksdb_free(v);
+    return err;
+}
+
+/* One event under the scan's bounds: checks its shape, then calls fn. */
+static pn_err_t visit_event(rocksdb_iterator_t *it, size_t prefix_len,
+                            pn_store_event_fn fn, void *opaque) {
+    size_t klen, vlen;
+    const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+    const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+    if (klen != prefix_len + 8 || vlen < PN_STORE_EVENT_AT_LEN)
+        return PN_ERR_STORE_CORRUPT;
+    uint64_t version = pn_be64_read(k + prefix_len);
+    if (version > INT64_MAX)
+        return PN_ERR_STORE_CORRUPT;
+    return fn(opaque, (int64_t)version, v + PN_STORE_EVENT_AT_LEN,
+              vlen - PN_STORE_EVENT_AT_LEN);
+}
+
+pn_err_t pn_store_scan_events(pn_store_t *store, pn_str_t stream_key,
+                              int64_t from_version, pn_store_event_fn fn,
+                              void *opaque) {
+    if (!store || !fn || !pn_store__stream_ok(stream_key))
+        return PN_ERR_INVALID_ARG;
+    uint8_t lower[PN_STORE_EVENT_KEY_MAX], upper[PN_STORE_PREFIX_MAX];
+    size_t lower_len = pn_store__event_key(
+        lower, stream_key, from_version < 0 ? 0 : (uint64_t)from_version);
+    size_t prefix_len = pn_store__prefix(upper, stream_key);
+    size_t upper_len = pn_store__successor(upper, prefix_len);
+    /* Own read options: the bounds point at this frame, and fn may call
+     * back into the store. */
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper,
+                                                upper_len);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_EVENTS]);
+    pn_err_t err = PN_ERR_OK;
+    for (rocksdb_iter_seek(it, (const char *)lower, lower_len);
+         !err && rocksdb_iter_valid(it); rocksdb_iter_next(it))
+        err = visit_event(it, prefix_len, fn, opaque);
+    if (!err)
+        err = pn_store__iter_done(store, it, "scan events");
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return err;
+}
+
+/* --- batches ------------------------------------------------------------ */
+
+pn_err_t pn_store_batch_new(pn_store_batch_t **batchp) {
+    if (!batchp)
+        return PN_ERR_INVALID_ARG;
+    *batchp = calloc(1, sizeof **batchp);
+    if (!*batchp)
+        return PN_ERR_NOMEM;
+    pn_buf_init(&(*batchp)->log, PN_STORE_BATCH_MAX_BYTES);
+    return PN_ERR_OK;
+}
+
+void pn_store_batch_free(pn_store_batch_t *batch) {
+    if (!batch)
+        return;
+    pn_buf_free(&batch->log);
+    free(batch);
+}
+
+void pn_store_batch_clear(pn_store_batch_t *batch) {
+    if (!batch)
+        return;
+    pn_buf_reset(&batch->log);
+    batch->count = 0;
+    batch->bytes = 0;
+}
+
+size_t pn_store_batch_count(const pn_store_batch_t *batch) {
+    return batch ? batch->count : 0;
+}
+
+size_t pn_store_batch_bytes(const pn_store_batch_t *batch) {
+    return batch ? batch->bytes : 0;
+}
+
+/* Fills the head of the record that starts at `at` and counts it. */
+static void record_seal(pn_store_batch_t *batch, size_t at, pn_store_cf_t cf,
+                        size_t klen, size_t vlen) {
+    uint8_t *head = batch->log.data + at;
+    head[0] = (uint8_t)cf;
+    pn_be32_write(head + 1, (uint32_t)klen);
+    pn_be32_write(head + 5, (uint32_t)vlen);
+    batch->count++;
+    batch->bytes += klen + vlen;
+}
+
+/* Makes room for a record with a key of klen bytes and a value of at most
+ * vmax bytes; *keyp is where the key goes, the value follows it. */
+static pn_err_t record_open(pn_store_batch_t *batch, size_t klen, size_t vmax,
+                            uint8_t **keyp) {
+    pn_err_t err = pn_buf_reserve(&batch->log, RECORD_HEAD + klen + vmax);
+    if (err)
+        return err;
+    *keyp = batch->log.data + batch->log.len + RECORD_HEAD;
+    return PN_ERR_OK;
+}
+
+/* Seals the record made ready by record_open. */
+static void record_close(pn_store_batch_t *batch, pn_store_cf_t cf,
+                         size_t klen, size_t vlen) {
+    record_seal(batch, batch->log.len, cf, klen, vlen);
+    batch->log.len += RECORD_HEAD + klen + vlen;
+}
+
+/* For keys appended to the log by a pn_buf writer: skips the head and
+ * returns where the key starts. */
+static pn_err_t record_begin(pn_store_batch_t *batch, size_t *key_start) {
+    pn_err_t err = pn_buf_reserve(&batch->log, RECORD_HEAD);
+    if (err)
+        return err;
+    batch->log.len += RECORD_HEAD;
+    *key_start = batch->log.len;
+    return PN_ERR_OK;
+}
+
+/* Appends the value after a key written since record_begin, and seals. */
+static pn_err_t record_end(pn_store_batch_t *batch, pn_store_cf_t cf,
+                           size_t key_start, const void *v, size_t vlen) {
+    size_t klen = batch->log.len - key_start;
+    pn_err_t err = pn_buf_append(&batch->log, v, vlen);
+    if (err)
+        return err;
+    record_seal(batch, key_start - RECORD_HEAD, cf, klen, vlen);
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_store_batch_put_event(pn_store_batch_t *batch, pn_str_t stream_key,
+                                  int64_t version, int64_t at_ms,
+                                  const void *data, size_t len) {
+    if (!batch || !pn_store__stream_ok(stream_key) || version < 1 ||
+        (len > 0 && !data) || len > PN_STORE_BATCH_MAX_BYTES)
+        return PN_ERR_INVALID_ARG;
+    uint8_t *k;
+    size_t klen = 2 + stream_key.len + 8;
+    pn_err_t err = record_open(batch, klen, PN_STORE_EVENT_AT_LEN + len, &k);
+    if (err)
+        return err;
+    pn_store__event_key(k, stream_key, (uint64_t)version);
+    pn_be64_write(k + klen, (uint64_t)at_ms);
+    if (len > 0)
+        memcpy(k + klen + PN_STORE_EVENT_AT_LEN, data, len);
+    record_close(batch, PN_STORE_CF_EVENTS, klen, PN_STORE_EVENT_AT_LEN + len);
+    return PN_ERR_OK;
+}
+
+/* The fold format version written here is a placeholder: the commit stamps
+ * the version of the store it writes to. */
+pn_err_t pn_store_batch_put_snapshot(pn_store_batch_t *batch,
+                                     pn_str_t stream_key,
+                                     const pn_state_t *state) {
+    if (!batch || !state || !pn_store__stream_ok(stream_key))
+        return PN_ERR_INVALID_ARG;
+    uint8_t *k;
+    size_t klen = 2 + stream_key.len;
+    pn_err_t err =
+        record_open(batch, klen, pn_store__snapshot_max_size(state), &k);
+    if (err)
+        return err;
+    size_t vlen = pn_store__snapshot_write(k + klen, 0, state);
+    if (vlen == 0)
+        return PN_ERR_INVALID_ARG;
+    pn_store__prefix(k, stream_key);
+    record_close(batch, PN_STORE_CF_SNAPSHOTS, klen, vlen);
+    return PN_ERR_OK;
+}
+
+/* Two records, the entry and its index key, or neither. */
+pn_err_t pn_store_batch_put_dedup(pn_store_batch_t *batch, pn_str_t stream_key,
+                                  pn_str_t command_id,
+                                  const pn_dedup_entry_t *entry) {
+    uint8_t v[PN_STORE_DEDUP_VALUE_MAX];
+    size_t vlen = entry ? pn_store__dedup_encode(v, entry) : 0;
+    if (!batch || vlen == 0 || entry->partition < 0)
+        return PN_ERR_INVALID_ARG;
+    pn_buf_t *log = &batch->log;
+    size_t start = log->len, count = batch->count, bytes = batch->bytes;
+    size_t key_start;
+    pn_err_t err = record_begin(batch, &key_start);
+    if (!err)
+        err = pn_store__dedup_key(log, stream_key, command_id);
+    if (!err)
+        err = record_end(batch, PN_STORE_CF_DEDUP, key_start, v, vlen);
+    if (!err)
+        err = record_begin(batch, &key_start);
+    if (!err)
+        err = pn_store__dedup_index_key(log, stream_key, command_id,
+                                        entry->partition, entry->seq,
+                                        entry->at_ms);
+    if (!err)
+        err = record_end(batch, PN_STORE_CF_DEDUP, key_start, NULL, 0);
+    if (err) {
+        log->len = start;
+        batch->count = count;
+        batch->bytes = bytes;
+    }
+    return err;
+}
+
+pn_err_t pn_store_batch_put_partition_meta(pn_store_batch_t *batch,
+                                           int32_t partition,
+                                           const pn_partition_meta_t *meta) {
+    if (!batch || !meta || partition < 0)
+        return PN_ERR_INVALID_ARG;
+    uint8_t *k;
+    pn_err_t err = record_open(batch, PN_STORE_META_PARTITION_KEY_LEN,
+                               PN_STORE_META_VALUE_MAX, &k);
+    if (err)
+        return err;
+    pn_store__partition_key(k, partition);
+    size_t vlen = pn_store__meta_encode(k + PN_STORE_META_PARTITION_KEY_LEN, meta);
+    record_close(batch, PN_STORE_CF_META, PN_STORE_META_PARTITION_KEY_LEN, vlen);
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
+                         char *errstr, size_t errstr_size) {
+    if (!store || !batch)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "store commit: no store or batch");
+    if (batch->count == 0)
+        return PN_ERR_OK;
+    rocksdb_writebatch_clear(store->wb);
+    uint8_t *p = batch->log.data, *end = p + batch->log.len;
+    while (p < end) {
+        pn_store_cf_t cf = (pn_store_cf_t)p[0];
+        size_t klen = pn_be32_read(p + 1), vlen = pn_be32_read(p + 5);
+        uint8_t *k = p + RECORD_HEAD, *v = k + klen;
+        if (cf == PN_STORE_CF_SNAPSHOTS)
+            pn_be32_write(v, store->fold);
+        rocksdb_writebatch_put_cf(store->wb, store->cf[cf], (const char *)k,
+                                  klen, (const char *)v, vlen);
+        p = v + vlen;
+    }
+    char *rerr = NULL;
+    rocksdb_write(store->db, store->wo, store->wb, &rerr);
+    rocksdb_writebatch_clear(store->wb);
+    return rerr ? pn_store__fail(store, rerr, "commit", errstr, errstr_size)
+                : PN_ERR_OK;
+}

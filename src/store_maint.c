@@ -1,0 +1,357 @@
+/*
+ * Store maintenance: event retention, idempotency-window expiry, dropping a
+ * partition's streams, memory accounting. Called by the worker between
+ * batches, on the thread that owns the store.
+ *
+ * Expiry deletes in chunks of MAINT_CHUNK keys per write so that a large
+ * backlog does not build one huge batch; each chunk is independent (a crash
+ * between chunks leaves some expired keys behind, to be deleted next time).
+ * Dropping a partition is one write, as the contract requires.
+ */
+#include "store_internal.h"
+
+#include <string.h>
+
+#define MAINT_CHUNK 1024
+
+/* Read options for maintenance scans: they read everything once, so they
+ * must not push the hot blocks out of the cache. */
+static rocksdb_readoptions_t *maint_ro(void) {
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    return ro;
+}
+
+static pn_err_t write_wb(pn_store_t *store, const char *what) {
+    char *rerr = NULL;
+    rocksdb_write(store->db, store->wo, store->wb, &rerr);
+    rocksdb_writebatch_clear(store->wb);
+    return rerr ? pn_store__fail(store, rerr, what, NULL, 0) : PN_ERR_OK;
+}
+
+/* Writes the pending deletes once a chunk is full (or when forced). */
+static pn_err_t maybe_flush(pn_store_t *store, bool force, const char *what) {
+    int n = rocksdb_writebatch_count(store->wb);
+    if (n == 0 || (!force && n < MAINT_CHUNK))
+        return PN_ERR_OK;
+    return write_wb(store, what);
+}
+
+/* --- event retention ---------------------------------------------------- */
+
+typedef struct expire_events_ctx {
+    pn_store_t *store;
+    rocksdb_iterator_t *events;
+    int64_t cutoff_ms; /* events with command time below it may go */
+    uint64_t deleted;
+} expire_events_ctx_t;
+
+/* Deletes the old events of one stream with version <= snapshot_version. */
+static pn_err_t expire_stream(expire_events_ctx_t *ctx, const uint8_t *prefix,
+                              size_t prefix_len, int64_t snapshot_version) {
+    uint8_t first[PN_STORE_EVENT_KEY_MAX];
+    memcpy(first, prefix, prefix_len);
+    pn_be64_write(first + prefix_len, 0);
+    rocksdb_iterator_t *it = ctx->events;
+    pn_err_t err = PN_ERR_OK;
+    for (rocksdb_iter_seek(it, (const char *)first, prefix_len + 8);
+         !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+        if (klen != prefix_len + 8 || memcmp(k, prefix, prefix_len) != 0 ||
+            pn_be64_read(k + prefix_len) > (uint64_t)snapshot_version)
+            break;
+        if (vlen < PN_STORE_EVENT_AT_LEN ||
+            (int64_t)pn_be64_read(v) >= ctx->cutoff_ms)
+            continue; /* unreadable time: keep rather than guess */
+        rocksdb_writebatch_delete_cf(ctx->store->wb,
+                                     ctx->store->cf[PN_STORE_CF_EVENTS],
+                                     (const char *)k, klen);
+        ctx->deleted++;
+        err = maybe_flush(ctx->store, false, "expire events");
+    }
+    return err;
+}
+
+/* One snapshot: only a readable one of the running fold format version
+ * covers events (a stale one will be rebuilt from them). */
+static pn_err_t expire_for_snapshot(expire_events_ctx_t *ctx,
+                                    rocksdb_iterator_t *snaps) {
+    size_t klen, vlen, prefix_len;
+    pn_str_t stream;
+    const char *k = rocksdb_iter_key(snaps, &klen);
+    const char *v = rocksdb_iter_value(snaps, &vlen);
+    uint32_t fold;
+    int64_t version;
+    if (!pn_store__parse_prefix(k, klen, &stream, &prefix_len) ||
+        prefix_len != klen ||
+        pn_store__snapshot_peek(v, vlen, &fold, &version) != PN_ERR_OK ||
+        fold != ctx->store->fold)
+        return PN_ERR_OK;
+    return expire_stream(ctx, (const uint8_t *)k, prefix_len, version);
+}
+
+pn_err_t pn_store_expire_events(pn_store_t *store, int64_t now_ms,
+                                uint64_t *n_deleted) {
+    if (n_deleted)
+        *n_deleted = 0;
+    if (!store)
+        return PN_ERR_INVALID_ARG;
+    expire_events_ctx_t ctx = {store, NULL, 0, 0};
+    if (store->retention_ms <= 0 ||
+        __builtin_sub_overflow(now_ms, store->retention_ms, &ctx.cutoff_ms))
+        return PN_ERR_OK;
+    rocksdb_readoptions_t *ro = maint_ro();
+    rocksdb_iterator_t *snaps = rocksdb_create_iterator_cf(
+        store->db, ro, store->cf[PN_STORE_CF_SNAPSHOTS]);
+    ctx.events =
+        rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_EVENTS]);
+    rocksdb_writebatch_clear(store->wb);
+    pn_err_t err = PN_ERR_OK;
+    for (rocksdb_iter_seek_to_first(snaps); !err && rocksdb_iter_valid(snaps);
+         rocksdb_iter_next(snaps))
+        err = expire_for_snapshot(&ctx, snaps);
+    if (!err)
+        err = pn_store__iter_done(store, snaps, "expire events");
+    if (!err)
+        err = pn_store__iter_done(store, ctx.events, "expire events");
+    if (!err)
+        err = maybe_flush(store, true, "expire events");
+    rocksdb_writebatch_clear(store->wb);
+    rocksdb_iter_destroy(ctx.events);
+    rocksdb_iter_destroy(snaps);
+    rocksdb_readoptions_destroy(ro);
+    if (n_deleted)
+        *n_deleted = err ? 0 : ctx.deleted;
+    return err;
+}
+
+/* --- idempotency window ------------------------------------------------- */
+
+/* Deletes the entry an expired index key names, if it is still the entry
+ * the index key was written for (a later put may have replaced it). */
+static pn_err_t expire_dedup_entry(pn_store_t *store, const uint8_t *index_key,
+                                   size_t index_len, uint64_t *deleted) {
+    int32_t partition;
+    int64_t at_ms;
+    uint64_t seq;
+    const uint8_t *key;
+    size_t klen, vlen;
+    if (pn_store__dedup_index_parse(index_key, index_len, &partition, &at_ms,
+                                    &seq, &key, &klen) != PN_ERR_OK)
+        return PN_ERR_STORE_CORRUPT;
+    char *rerr = NULL;
+    rocksdb_column_family_handle_t *cf = store->cf[PN_STORE_CF_DEDUP];
+    char *v = rocksdb_get_cf(store->db, store->ro, cf, (const char *)key, klen,
+                             &vlen, &rerr);
+    if (rerr)
+        return pn_store__fail(store, rerr, "expire dedup", NULL, 0);
+    pn_dedup_entry_t entry;
+    if (v && pn_store__dedup_decode(v, vlen, &entry) == PN_ERR_OK &&
+        entry.partition == partition && entry.seq == seq &&
+        entry.at_ms == at_ms) {
+        rocksdb_writebatch_delete_cf(store->wb, cf, (const char *)key, klen);
+        (*deleted)++;
+    }
+    rocksdb_free(v);
+    rocksdb_writebatch_delete_cf(store->wb, cf, (const char *)index_key,
+                                 index_len);
+    return maybe_flush(store, false, "expire dedup");
+}
+
+/* An entry at seq is more than min_commands behind dedup_seq. */
+static bool behind(const pn_partition_meta_t *meta, uint64_t seq,
+                   uint64_t min_commands) {
+    return meta->dedup_seq > seq && meta->dedup_seq - seq > min_commands;
+}
+
+/*
+ * The index orders a partition's entries by command time, so the scan stops
+ * at the time bound: it reads the expired entries plus those old enough but
+ * among the last min_commands (at most min_commands + 1 of them).
+ */
+pn_err_t pn_store_expire_dedup(pn_store_t *store, int32_t partition,
+                               const pn_partition_meta_t *meta,
+                               uint64_t min_commands, int64_t window_ms,
+                               uint64_t *n_deleted) {
+    if (n_deleted)
+        *n_deleted = 0;
+    if (!store || !meta || partition < 0 || window_ms < 0)
+        return PN_ERR_INVALID_ARG;
+    int64_t cutoff_ms; /* entries with at_ms < cutoff_ms are old enough */
+    if (__builtin_sub_overflow(meta->dedup_max_at_ms, window_ms, &cutoff_ms))
+        return PN_ERR_OK;
+    uint8_t lower[5], upper[13];
+    pn_store__dedup_index_head(lower, partition);
+    pn_store__dedup_index_at(upper, partition, cutoff_ms);
+    rocksdb_readoptions_t *ro = maint_ro();
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper,
+                                                sizeof upper);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_DEDUP]);
+    rocksdb_writebatch_clear(store->wb);
+    uint64_t deleted = 0;
+    pn_err_t err = PN_ERR_OK;
+    for (rocksdb_iter_seek(it, (const char *)lower, sizeof lower);
+         !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen >= PN_STORE_DEDUP_INDEX_HEAD &&
+            behind(meta, pn_be64_read(k + 13), min_commands))
+            err = expire_dedup_entry(store, k, klen, &deleted);
+    }
+    if (!err)
+        err = pn_store__iter_done(store, it, "expire dedup");
+    if (!err)
+        err = maybe_flush(store, true, "expire dedup");
+    rocksdb_writebatch_clear(store->wb);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (n_deleted)
+        *n_deleted = err ? 0 : deleted;
+    return err;
+}
+
+/* --- dropping a partition ----------------------------------------------- */
+
+typedef struct drop_ctx {
+    pn_store_t *store;
+    pn_store_key_filter_fn owns;
+    void *opaque;
+    rocksdb_readoptions_t *ro;
+} drop_ctx_t;
+
+/* Deletes one stream's keys [start, end) in a family: a range for events
+ * and dedup entries, the key for a snapshot (point lookups there should not
+ * meet range tombstones). */
+static void drop_stream(pn_store_t *store, pn_store_cf_t cf,
+                        const uint8_t *start, size_t start_len,
+                        const uint8_t *end, size_t end_len) {
+    if (cf == PN_STORE_CF_SNAPSHOTS)
+        rocksdb_writebatch_delete_cf(store->wb, store->cf[cf],
+                                     (const char *)start, start_len);
+    else
+        rocksdb_writebatch_delete_range_cf(store->wb, store->cf[cf],
+                                           (const char *)start, start_len,
+                                           (const char *)end, end_len);
+}
+
+/* Walks the streams of one family, one seek per stream, and deletes the
+ * owned ones. */
+static pn_err_t drop_streams(drop_ctx_t *ctx, pn_store_cf_t cf) {
+    pn_store_t *store = ctx->store;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(store->db, ctx->ro, store->cf[cf]);
+    pn_err_t err = PN_ERR_OK;
+    rocksdb_iter_seek_to_first(it);
+    while (!err && rocksdb_iter_valid(it)) {
+        size_t klen, prefix_len;
+        pn_str_t stream;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if ((uint8_t)k[0] == PN_STORE_DEDUP_INDEX_TAG && cf == PN_STORE_CF_DEDUP)
+            break; /* the index: dropped per partition below */
+        if (!pn_store__parse_prefix(k, klen, &stream, &prefix_len)) {
+            err = PN_ERR_STORE_CORRUPT;
+            break;
+        }
+        uint8_t start[PN_STORE_PREFIX_MAX], end[PN_STORE_PREFIX_MAX];
+        memcpy(start, k, prefix_len);
+        memcpy(end, k, prefix_len);
+        size_t end_len = pn_store__successor(end, prefix_len);
+        if (ctx->owns(ctx->opaque, stream))
+            drop_stream(store, cf, start, prefix_len, end, end_len);
+        rocksdb_iter_seek(it, (const char *)end, end_len);
+    }
+    if (!err)
+        err = pn_store__iter_done(store, it, "drop partition");
+    rocksdb_iter_destroy(it);
+    return err;
+}
+
+/* The partition's index keys whose stream is owned. */
+static pn_err_t drop_dedup_index(drop_ctx_t *ctx, int32_t partition) {
+    pn_store_t *store = ctx->store;
+    uint8_t lower[5], upper[5];
+    pn_store__dedup_index_head(lower, partition);
+    memcpy(upper, lower, sizeof upper);
+    size_t upper_len = pn_store__successor(upper, sizeof upper);
+    rocksdb_readoptions_t *ro = maint_ro();
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper,
+                                                upper_len);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_DEDUP]);
+    pn_err_t err = PN_ERR_OK;
+    for (rocksdb_iter_seek(it, (const char *)lower, sizeof lower);
+         !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, entry_len, prefix_len;
+        const char *k = rocksdb_iter_key(it, &klen);
+        int32_t p;
+        int64_t at_ms;
+        uint64_t seq;
+        const uint8_t *entry;
+        pn_str_t stream;
+        err = pn_store__dedup_index_parse(k, klen, &p, &at_ms, &seq, &entry,
+                                          &entry_len);
+        if (!err && pn_store__parse_prefix(entry, entry_len, &stream,
+                                           &prefix_len) &&
+            ctx->owns(ctx->opaque, stream))
+            rocksdb_writebatch_delete_cf(
+                store->wb, store->cf[PN_STORE_CF_DEDUP], k, klen);
+    }
+    if (!err)
+        err = pn_store__iter_done(store, it, "drop partition");
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return err;
+}
+
+pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
+                                 pn_store_key_filter_fn owns, void *opaque) {
+    if (!store || !owns || partition < 0)
+        return PN_ERR_INVALID_ARG;
+    drop_ctx_t ctx = {store, owns, opaque, maint_ro()};
+    rocksdb_writebatch_clear(store->wb);
+    pn_err_t err = drop_streams(&ctx, PN_STORE_CF_EVENTS);
+    if (!err)
+        err = drop_streams(&ctx, PN_STORE_CF_SNAPSHOTS);
+    if (!err)
+        err = drop_streams(&ctx, PN_STORE_CF_DEDUP);
+    if (!err)
+        err = drop_dedup_index(&ctx, partition);
+    if (!err) {
+        uint8_t key[PN_STORE_META_PARTITION_KEY_LEN];
+        pn_store__partition_key(key, partition);
+        rocksdb_writebatch_delete_cf(store->wb, store->cf[PN_STORE_CF_META],
+                                     (const char *)key, sizeof key);
+        err = write_wb(store, "drop partition");
+    }
+    rocksdb_writebatch_clear(store->wb);
+    rocksdb_readoptions_destroy(ctx.ro);
+    return err;
+}
+
+/* --- memory ------------------------------------------------------------- */
+
+uint64_t pn_store_memory_usage(pn_store_t *store) {
+    if (!store)
+        return 0;
+    rocksdb_memory_consumers_t *consumers = rocksdb_memory_consumers_create();
+    rocksdb_memory_consumers_add_db(consumers, store->db);
+    rocksdb_memory_consumers_add_cache(consumers, store->cache);
+    char *rerr = NULL;
+    rocksdb_memory_usage_t *usage =
+        rocksdb_approximate_memory_usage_create(consumers, &rerr);
+    uint64_t total = 0;
+    if (usage) {
+        total = rocksdb_approximate_memory_usage_get_mem_table_total(usage) +
+                rocksdb_approximate_memory_usage_get_mem_table_readers_total(
+                    usage) +
+                rocksdb_approximate_memory_usage_get_cache_total(usage);
+        rocksdb_approximate_memory_usage_destroy(usage);
+    }
+    if (rerr)
+        (void)pn_store__fail(store, rerr, "memory usage", NULL, 0);
+    rocksdb_memory_consumers_destroy(consumers);
+    return total;
+}
