@@ -234,7 +234,7 @@ static int run_baseline(const options_t *o, const char *path, uint64_t keys,
     for (uint64_t b = 0; b < n_batches && written < keys; b++) {
         double t0 = pn_bench_now();
         for (uint64_t k = 0; k < keys_per_batch && written < keys; k++, written++) {
-            char key[32];
+            char key[64] = {0}; /* first key_len bytes used, zero padded */
             snprintf(key, sizeof key, "SKU-%07" PRIu64 "|DC-1|%06" PRIu64,
                      next_rand(&rng) % o->streams, written % 1000000);
             memset(value, (int)(written & 0xff), value_len);

@@ -12,5 +12,6 @@ typedef struct pn_cli_command {
 } pn_cli_command_t;
 
 int pn_cli_bench(int argc, char **argv);
+int pn_cli_worker(int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
 #include "cli.h"
 
 static const pn_cli_command_t commands[] = {
+    {"worker", "execute commands from Kafka, exactly once", pn_cli_worker},
     {"bench", "run a benchmark (engine)", pn_cli_bench},
 };
 

@@ -1,0 +1,56 @@
+/*
+ * librdkafka adapter: builds client configurations from Panther's settings,
+ * routes librdkafka's logs into Panther's JSON log, reads topic metadata and
+ * translates librdkafka errors into pn_err_t. Nothing above this module
+ * looks at rd_kafka_resp_err_t.
+ */
+#ifndef PANTHER_KAFKA_H
+#define PANTHER_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "panther/err.h"
+
+/** A `name=value` librdkafka property given by the user (kafka.* keys). */
+typedef struct pn_kafka_prop {
+    const char *name;
+    const char *value;
+} pn_kafka_prop_t;
+
+/**
+ * A new librdkafka configuration: Panther's defaults, then the user's
+ * properties (which override them), then the properties Panther depends on
+ * (`fixed`, which win), with logs routed to pn_log. On failure names the
+ * offending property in errstr. Caller owns the result (or hands it to
+ * rd_kafka_new, which takes it).
+ */
+PN_MUST_CHECK pn_err_t pn_kafka_conf_new(const pn_kafka_prop_t *defaults,
+                                         size_t n_defaults,
+                                         const pn_kafka_prop_t *user,
+                                         size_t n_user,
+                                         const pn_kafka_prop_t *fixed,
+                                         size_t n_fixed,
+                                         rd_kafka_conf_t **confp,
+                                         char *errstr, size_t errstr_size);
+
+/** Partition count of a topic; PN_ERR_NOT_FOUND when it does not exist. */
+PN_MUST_CHECK pn_err_t pn_kafka_partition_count(rd_kafka_t *rk,
+                                                const char *topic,
+                                                int timeout_ms,
+                                                int32_t *count, char *errstr,
+                                                size_t errstr_size);
+
+/** Maps a librdkafka error to Panther's (fenced, abortable, other). */
+pn_err_t pn_kafka_err(rd_kafka_resp_err_t err);
+
+/** Same for a transactional API error object (not freed here). */
+pn_err_t pn_kafka_txn_err(const rd_kafka_error_t *error);
+
+/** The log callback that routes librdkafka's logs into Panther's log. */
+void pn_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                     const char *buf);
+
+#endif

@@ -1,0 +1,141 @@
+#include "cli_config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "panther/log.h"
+
+bool pn_cli_config_option(pn_cli_config_args_t *args, int c, const char *arg,
+                          bool *usage_error) {
+    switch (c) {
+    case PN_OPT_CONFIG:
+        args->path = arg;
+        return true;
+    case PN_OPT_SET:
+        if (args->n_sets == sizeof args->sets / sizeof args->sets[0]) {
+            fprintf(stderr, "panther: too many --set flags\n");
+            *usage_error = true;
+        } else {
+            args->sets[args->n_sets++] = arg;
+        }
+        return true;
+    case PN_OPT_BOOTSTRAP:
+        args->bootstrap = arg;
+        return true;
+    case PN_OPT_PRINT_CONFIG:
+        args->print = true;
+        return true;
+    case PN_OPT_HELP:
+        args->help = true;
+        return true;
+    default:
+        return false;
+    }
+}
+
+int pn_cli_config_build(const char *command, const pn_cli_config_args_t *args,
+                        pn_config_t **cfgp, bool *done) {
+    char err[PN_CONFIG_ERRSTR_SIZE] = "";
+    *done = true;
+    pn_config_t *cfg = pn_config_new();
+    if (!cfg) {
+        fprintf(stderr, "panther %s: out of memory\n", command);
+        return PN_EXIT_FAILURE;
+    }
+    pn_err_t e = PN_ERR_OK;
+    if (args->path)
+        e = pn_config_load_file(cfg, args->path, err, sizeof err);
+    if (!e)
+        e = pn_config_load_env(cfg, NULL, err, sizeof err);
+    if (!e && args->bootstrap)
+        e = pn_config_set(cfg, "kafka.bootstrap.servers", args->bootstrap,
+                          "--bootstrap", err, sizeof err);
+    for (size_t i = 0; !e && i < args->n_sets; i++)
+        e = pn_config_set_pair(cfg, args->sets[i], "--set", err, sizeof err);
+    if (!e)
+        e = pn_config_finalize(cfg, err, sizeof err);
+    if (e) {
+        fprintf(stderr, "panther %s: %s\n", command, err);
+        pn_config_destroy(cfg);
+        return e == PN_ERR_CONFIG || e == PN_ERR_IO ? PN_EXIT_USAGE
+                                                    : PN_EXIT_FAILURE;
+    }
+    if (args->print) {
+        e = pn_config_print(cfg, stdout);
+        pn_config_destroy(cfg);
+        return e ? PN_EXIT_FAILURE : PN_EXIT_OK;
+    }
+    pn_cli_apply_log_level(cfg);
+    *cfgp = cfg;
+    *done = false;
+    return PN_EXIT_OK;
+}
+
+static pn_err_t add_prop(const char *name, const char *value,
+                         const char *source, void *opaque) {
+    (void)source;
+    pn_cli_kafka_props_t *kp = opaque;
+    if (kp->n == kp->cap) {
+        size_t cap = kp->cap ? kp->cap * 2 : 16;
+        pn_kafka_prop_t *grown = realloc(kp->props, cap * sizeof *grown);
+        if (!grown)
+            return PN_ERR_NOMEM;
+        kp->props = grown;
+        kp->cap = cap;
+    }
+    kp->props[kp->n++] = (pn_kafka_prop_t){name, value};
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_cli_kafka_props_load(const pn_config_t *cfg,
+                                 pn_cli_kafka_props_t *kp) {
+    memset(kp, 0, sizeof *kp);
+    return pn_config_kafka_foreach(cfg, add_prop, kp);
+}
+
+void pn_cli_kafka_props_free(pn_cli_kafka_props_t *kp) {
+    free(kp->props);
+    memset(kp, 0, sizeof *kp);
+}
+
+void pn_cli_worker_options(const pn_config_t *cfg,
+                           const pn_cli_kafka_props_t *kp,
+                           pn_worker_options_t *o) {
+    memset(o, 0, sizeof *o);
+    o->commands_topic = pn_config_get_str(cfg, "topics.commands");
+    o->events_topic = pn_config_get_str(cfg, "topics.events");
+    o->outcomes_topic = pn_config_get_str(cfg, "topics.outcomes");
+    o->dead_letter_topic = pn_config_get_str(cfg, "topics.dead.letters");
+    o->group_id = pn_config_get_str(cfg, "group.id");
+    o->instance_id = pn_config_get_str(cfg, "instance.id");
+    o->exactly_once =
+        !strcmp(pn_config_get_str(cfg, "processing.guarantee"), "exactly_once");
+    o->commit_interval_ms = (int)pn_config_get_ms(cfg, "worker.commit.interval.ms");
+    o->batch_max_commands = (int)pn_config_get_int(cfg, "worker.batch.max.commands");
+    o->kafka = kp->props;
+    o->n_kafka = kp->n;
+    o->store.path = pn_config_get_str(cfg, "store.path");
+    o->store.block_cache_bytes =
+        (uint64_t)pn_config_get_bytes(cfg, "store.block.cache.bytes");
+    o->store.write_buffer_bytes =
+        (uint64_t)pn_config_get_bytes(cfg, "store.write.buffer.bytes");
+    o->store.sync_writes = pn_config_get_bool(cfg, "store.sync");
+    o->store.event_retention_ms = pn_config_get_ms(cfg, "store.event.retention.ms");
+    o->engine.state_cache_streams =
+        (size_t)pn_config_get_int(cfg, "store.state.cache.streams");
+    o->engine.window_commands =
+        (uint64_t)pn_config_get_int(cfg, "idempotency.window.commands");
+    o->engine.window_ms = pn_config_get_ms(cfg, "idempotency.window.ms");
+    o->codec.max_record_bytes =
+        (size_t)pn_config_get_bytes(cfg, "codec.max.record.bytes");
+}
+
+void pn_cli_apply_log_level(const pn_config_t *cfg) {
+    const char *level = pn_config_get_str(cfg, "log.level");
+    pn_log_set_level(!strcmp(level, "debug")  ? PN_LOG_DEBUG
+                     : !strcmp(level, "warn")  ? PN_LOG_WARN
+                     : !strcmp(level, "error") ? PN_LOG_ERROR
+                                               : PN_LOG_INFO);
+}

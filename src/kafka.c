@@ -1,0 +1,101 @@
+#include "panther/kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "panther/log.h"
+
+void pn_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                     const char *buf) {
+    (void)rk;
+    pn_log_rdkafka(level, fac, buf);
+}
+
+static pn_err_t set_props(rd_kafka_conf_t *conf, const pn_kafka_prop_t *props,
+                          size_t n, const char *origin, char *errstr,
+                          size_t errstr_size) {
+    for (size_t i = 0; i < n; i++) {
+        char why[512];
+        if (rd_kafka_conf_set(conf, props[i].name, props[i].value, why,
+                              sizeof why) != RD_KAFKA_CONF_OK)
+            return pn_err_set(errstr, errstr_size, PN_ERR_CONFIG,
+                              "%s Kafka property '%s': %s", origin,
+                              props[i].name, why);
+    }
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_kafka_conf_new(const pn_kafka_prop_t *defaults, size_t n_defaults,
+                           const pn_kafka_prop_t *user, size_t n_user,
+                           const pn_kafka_prop_t *fixed, size_t n_fixed,
+                           rd_kafka_conf_t **confp, char *errstr,
+                           size_t errstr_size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!conf)
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
+    pn_err_t err = set_props(conf, defaults, n_defaults, "default", errstr,
+                             errstr_size);
+    if (!err)
+        err = set_props(conf, user, n_user, "configured", errstr, errstr_size);
+    if (!err)
+        err = set_props(conf, fixed, n_fixed, "Panther's", errstr, errstr_size);
+    if (err) {
+        rd_kafka_conf_destroy(conf);
+        return err;
+    }
+    rd_kafka_conf_set_log_cb(conf, pn_kafka_log_cb);
+    *confp = conf;
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_kafka_partition_count(rd_kafka_t *rk, const char *topic,
+                                  int timeout_ms, int32_t *count, char *errstr,
+                                  size_t errstr_size) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (!rkt)
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                          "cannot create a handle for topic '%s'", topic);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t rerr = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    pn_err_t err = PN_ERR_OK;
+    if (rerr) {
+        err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                         "metadata of topic '%s': %s", topic,
+                         rd_kafka_err2str(rerr));
+    } else if (md->topic_cnt != 1 || md->topics[0].err ||
+               md->topics[0].partition_cnt == 0) {
+        rd_kafka_resp_err_t terr = md->topic_cnt ? md->topics[0].err : 0;
+        err = pn_err_set(errstr, errstr_size, PN_ERR_NOT_FOUND,
+                         "topic '%s' does not exist%s%s", topic,
+                         terr ? ": " : "", terr ? rd_kafka_err2str(terr) : "");
+    } else {
+        *count = md->topics[0].partition_cnt;
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return err;
+}
+
+pn_err_t pn_kafka_err(rd_kafka_resp_err_t err) {
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return PN_ERR_OK;
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+        return PN_ERR_KAFKA_FENCED;
+    default:
+        return PN_ERR_KAFKA;
+    }
+}
+
+pn_err_t pn_kafka_txn_err(const rd_kafka_error_t *error) {
+    if (!error)
+        return PN_ERR_OK;
+    if (rd_kafka_error_txn_requires_abort(error))
+        return PN_ERR_KAFKA_ABORTABLE;
+    if (rd_kafka_error_is_fatal(error))
+        return PN_ERR_KAFKA_FENCED; /* the producer must be rebuilt */
+    return pn_kafka_err(rd_kafka_error_code(error));
+}

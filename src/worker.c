@@ -1,0 +1,596 @@
+/*
+ * The worker loop: consume a batch, run it through the engine, publish its
+ * results and offsets in one transaction, then write the local store.
+ *
+ * Ordering is the whole guarantee (DESIGN.md section 6):
+ *   1. Kafka commit first: events, outcomes, forwards, dead letters and the
+ *      consumed offsets become visible together or not at all.
+ *   2. RocksDB second: a crash between the two leaves the store behind the
+ *      events topic, and the restore on the next assignment catches it up.
+ * Anything that goes wrong before (1) completes is undone by aborting the
+ * transaction, discarding the engine's batch and rewinding the consumer to
+ * the committed offsets.
+ */
+#include "panther/worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "panther/log.h"
+#include "panther/partition.h"
+#include "worker_internal.h"
+
+/* Marks the delivery reports of events, whose offsets become checkpoints. */
+static char event_tag;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- producer ---------------------------------------------------------------- */
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                        void *opaque) {
+    (void)rk;
+    pn_worker_t *w = opaque;
+    if (m->err) {
+        if (!w->delivery_err)
+            w->delivery_err = m->err;
+        return;
+    }
+    if (m->_private == &event_tag && m->partition >= 0 &&
+        m->partition < w->n_partitions &&
+        m->offset > w->event_offsets[m->partition])
+        w->event_offsets[m->partition] = m->offset;
+}
+
+static pn_err_t producer_new(pn_worker_t *w, char *errstr, size_t errstr_size) {
+    char linger[16];
+    snprintf(linger, sizeof linger, "%d",
+             w->opts.commit_interval_ms < 5 ? w->opts.commit_interval_ms : 5);
+    const pn_kafka_prop_t defaults[] = {
+        {"linger.ms", linger},
+        {"transaction.timeout.ms", "10000"},
+        {"message.max.bytes", "2000000"},
+    };
+    pn_kafka_prop_t fixed[4] = {
+        {"enable.idempotence", "true"},
+        /* Java's partitioner for keyed records (outcomes, dead letters). */
+        {"partitioner", "murmur2_random"},
+    };
+    size_t n_fixed = 2;
+    if (w->opts.exactly_once)
+        fixed[n_fixed++] = (pn_kafka_prop_t){"transactional.id", w->txn_id};
+    rd_kafka_conf_t *conf;
+    pn_err_t err = pn_kafka_conf_new(defaults, 3, w->opts.kafka,
+                                     w->opts.n_kafka, fixed, n_fixed, &conf,
+                                     errstr, errstr_size);
+    if (err)
+        return err;
+    rd_kafka_conf_set_opaque(conf, w);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    char why[512];
+    w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    if (!w->producer) {
+        rd_kafka_conf_destroy(conf);
+        return pn_err_set(errstr, errstr_size, PN_ERR_CONFIG,
+                          "cannot create the producer: %s", why);
+    }
+    if (!w->opts.exactly_once)
+        return PN_ERR_OK;
+    /* Fences any earlier incarnation of this instance and aborts the
+     * transaction it may have left open. */
+    rd_kafka_error_t *error = rd_kafka_init_transactions(w->producer, 60000);
+    if (error) {
+        err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                         "init_transactions for '%s': %s", w->txn_id,
+                         rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        rd_kafka_destroy(w->producer);
+        w->producer = NULL;
+    }
+    return err;
+}
+
+/* Produces one record, waiting for room when the local queue is full. */
+pn_err_t pn_worker_produce(pn_worker_t *w, const char *topic,
+                           int32_t partition, const void *key, size_t key_len,
+                           const void *value, size_t value_len,
+                           rd_kafka_headers_t *headers, bool is_event) {
+    for (;;) {
+        rd_kafka_resp_err_t rerr = rd_kafka_producev(
+            w->producer, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_KEY((void *)key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value_len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(headers),
+            RD_KAFKA_V_OPAQUE(is_event ? &event_tag : NULL), RD_KAFKA_V_END);
+        if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(w->producer, 50);
+            continue;
+        }
+        if (rerr) {
+            if (headers)
+                rd_kafka_headers_destroy(headers);
+            pn_log_kv(PN_LOG_ERROR, "produce failed", PN_LOG_STR("topic", topic),
+                      PN_LOG_INT("partition", partition),
+                      PN_LOG_STR("error", rd_kafka_err2str(rerr)));
+            return pn_kafka_err(rerr) == PN_ERR_KAFKA_FENCED
+                       ? PN_ERR_KAFKA_FENCED
+                       : PN_ERR_KAFKA_ABORTABLE;
+        }
+        return PN_ERR_OK;
+    }
+}
+
+/* --- consumer and rebalances ------------------------------------------------- */
+
+static void drop_batch(pn_worker_t *w) {
+    for (size_t i = 0; i < w->n_msgs; i++)
+        rd_kafka_message_destroy(w->msgs[i]);
+    w->n_msgs = 0;
+}
+
+typedef struct revoked_set {
+    const pn_worker_t *w;
+    const uint8_t *revoked; /* by partition */
+} revoked_set_t;
+
+static bool owned_by_revoked(void *opaque, pn_str_t key) {
+    revoked_set_t *rs = opaque;
+    int32_t p = pn_partition_for_key(key.ptr, key.len, rs->w->n_partitions);
+    return rs->revoked[p];
+}
+
+static void on_revoke(pn_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
+    /* A batch polled from partitions we no longer own must not run: the
+     * new owner starts from the committed offsets. No transaction is open
+     * here, since batches run to completion between polls. */
+    drop_batch(w);
+    uint8_t *revoked = calloc((size_t)w->n_partitions, 1);
+    for (int i = 0; revoked && i < parts->cnt; i++)
+        if (parts->elems[i].partition < w->n_partitions)
+            revoked[parts->elems[i].partition] = 1;
+    if (revoked) {
+        revoked_set_t rs = {w, revoked};
+        pn_engine_forget(w->engine, owned_by_revoked, &rs);
+        free(revoked);
+    }
+    rd_kafka_topic_partition_list_destroy(w->to_restore);
+    w->to_restore = rd_kafka_topic_partition_list_new(0);
+    rd_kafka_assign(w->consumer, NULL);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+    pn_worker_t *w = opaque;
+    w->stats.rebalances++;
+    char list[1024];
+    pn_worker_format_partitions(parts, list, sizeof list);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        pn_log_kv(PN_LOG_INFO, "partitions assigned",
+                  PN_LOG_STR("topic", w->opts.commands_topic),
+                  PN_LOG_STR("partitions", list));
+        rd_kafka_assign(rk, parts);
+        /* Nothing runs on a partition before its state is restored. */
+        rd_kafka_pause_partitions(rk, parts);
+        for (int i = 0; i < parts->cnt; i++)
+            rd_kafka_topic_partition_list_add(w->to_restore, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+    } else {
+        pn_log_kv(PN_LOG_INFO, "partitions revoked",
+                  PN_LOG_STR("topic", w->opts.commands_topic),
+                  PN_LOG_STR("partitions", list));
+        on_revoke(w, parts);
+    }
+}
+
+static pn_err_t consumer_new(pn_worker_t *w, char *errstr,
+                             size_t errstr_size) {
+    const pn_kafka_prop_t defaults[] = {
+        {"auto.offset.reset", "earliest"},
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "1000"},
+    };
+    const pn_kafka_prop_t fixed[] = {
+        {"group.id", w->opts.group_id},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"isolation.level", "read_committed"},
+        /* Eager rebalancing: a revocation takes every partition, so a
+         * polled batch is dropped whole. */
+        {"partition.assignment.strategy", "range,roundrobin"},
+    };
+    rd_kafka_conf_t *conf;
+    pn_err_t err = pn_kafka_conf_new(defaults, 3, w->opts.kafka,
+                                     w->opts.n_kafka, fixed,
+                                     sizeof fixed / sizeof fixed[0], &conf,
+                                     errstr, errstr_size);
+    if (err)
+        return err;
+    rd_kafka_conf_set_opaque(conf, w);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    char why[512];
+    w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+    if (!w->consumer) {
+        rd_kafka_conf_destroy(conf);
+        return pn_err_set(errstr, errstr_size, PN_ERR_CONFIG,
+                          "cannot create the consumer: %s", why);
+    }
+    rd_kafka_poll_set_consumer(w->consumer);
+    return PN_ERR_OK;
+}
+
+/* Co-partitioning (DESIGN.md section 2) and the topics' existence. */
+static pn_err_t check_topics(pn_worker_t *w, char *errstr, size_t errstr_size) {
+    int32_t n_commands, n_events, n_other;
+    pn_err_t err = pn_kafka_partition_count(w->consumer, w->opts.commands_topic,
+                                            10000, &n_commands, errstr,
+                                            errstr_size);
+    if (!err)
+        err = pn_kafka_partition_count(w->consumer, w->opts.events_topic, 10000,
+                                       &n_events, errstr, errstr_size);
+    if (!err)
+        err = pn_kafka_partition_count(w->consumer, w->opts.outcomes_topic,
+                                       10000, &n_other, errstr, errstr_size);
+    if (!err)
+        err = pn_kafka_partition_count(w->consumer, w->opts.dead_letter_topic,
+                                       10000, &n_other, errstr, errstr_size);
+    if (err)
+        return err == PN_ERR_NOT_FOUND ? PN_ERR_CONFIG : err;
+    if (n_commands != n_events)
+        return pn_err_set(errstr, errstr_size, PN_ERR_CONFIG,
+                          "topics '%s' (%d partitions) and '%s' (%d partitions) "
+                          "are not co-partitioned: the commands and events "
+                          "topics must have the same partition count",
+                          w->opts.commands_topic, n_commands,
+                          w->opts.events_topic, n_events);
+    w->n_partitions = n_commands;
+    return PN_ERR_OK;
+}
+
+/* --- lifecycle ------------------------------------------------------------------ */
+
+pn_err_t pn_worker_new(const pn_worker_options_t *opts, pn_worker_t **workerp,
+                       char *errstr, size_t errstr_size) {
+    *workerp = NULL;
+    pn_worker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
+    w->opts = *opts;
+    snprintf(w->txn_id, sizeof w->txn_id, "%s-%s", opts->group_id,
+             opts->instance_id);
+    w->to_restore = rd_kafka_topic_partition_list_new(0);
+    pn_buf_init(&w->scratch, 64 * 1024);
+    pn_err_t err = pn_codec_new(&opts->codec, &w->codec, errstr, errstr_size);
+    if (!err)
+        err = pn_store_open(&opts->store, &w->store, errstr, errstr_size);
+    if (!err) {
+        pn_engine_options_t eo = opts->engine;
+        eo.store = w->store;
+        eo.codec = w->codec;
+        err = pn_engine_new(&eo, &w->engine, errstr, errstr_size);
+    }
+    if (!err)
+        err = consumer_new(w, errstr, errstr_size);
+    if (!err)
+        err = check_topics(w, errstr, errstr_size);
+    if (!err) {
+        w->event_offsets = malloc((size_t)w->n_partitions * sizeof *w->event_offsets);
+        w->cap_msgs = (size_t)opts->batch_max_commands;
+        w->msgs = calloc(w->cap_msgs, sizeof *w->msgs);
+        if (!w->event_offsets || !w->msgs)
+            err = pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
+    }
+    if (!err)
+        err = producer_new(w, errstr, errstr_size);
+    if (!err && opts->exactly_once &&
+        !(w->group_metadata = rd_kafka_consumer_group_metadata(w->consumer)))
+        err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                         "no consumer group metadata");
+    if (err) {
+        pn_worker_free(w);
+        return err;
+    }
+    *workerp = w;
+    return PN_ERR_OK;
+}
+
+void pn_worker_free(pn_worker_t *w) {
+    if (!w)
+        return;
+    drop_batch(w);
+    if (w->consumer)
+        rd_kafka_destroy(w->consumer);
+    if (w->restore_consumer)
+        rd_kafka_destroy(w->restore_consumer);
+    if (w->producer)
+        rd_kafka_destroy(w->producer);
+    if (w->group_metadata)
+        rd_kafka_consumer_group_metadata_destroy(w->group_metadata);
+    if (w->to_restore)
+        rd_kafka_topic_partition_list_destroy(w->to_restore);
+    pn_engine_free(w->engine);
+    pn_store_close(w->store);
+    pn_codec_free(w->codec);
+    pn_buf_free(&w->scratch);
+    free(w->event_offsets);
+    free(w->msgs);
+    free(w);
+}
+
+void pn_worker_stop(pn_worker_t *w) { w->stop = 1; }
+
+void pn_worker_get_stats(const pn_worker_t *w, pn_worker_stats_t *stats) {
+    *stats = w->stats;
+}
+
+/* --- a batch ---------------------------------------------------------------------- */
+
+/* Polls until the batch is full, the commit interval since its first
+ * record has passed, or the worker is asked to stop. */
+static void collect_batch(pn_worker_t *w) {
+    int64_t deadline = -1;
+    while (w->n_msgs < w->cap_msgs && !w->stop) {
+        int timeout = 100;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                break;
+            timeout = (int)left;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
+        if (w->to_restore->cnt)
+            break; /* assigned new partitions: restore them first */
+        if (!m) {
+            if (deadline < 0)
+                return; /* idle: let the loop look at its flags */
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                pn_log_kv(PN_LOG_WARN, "consumer error",
+                          PN_LOG_STR("error", rd_kafka_message_errstr(m)));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (deadline < 0)
+            deadline = now_ms() + w->opts.commit_interval_ms;
+        w->msgs[w->n_msgs++] = m;
+    }
+}
+
+/* The consumed positions: last offset + 1 of each partition in the batch. */
+static rd_kafka_topic_partition_list_t *batch_offsets(const pn_worker_t *w) {
+    rd_kafka_topic_partition_list_t *offsets =
+        rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < w->n_msgs; i++) {
+        const rd_kafka_message_t *m = w->msgs[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(offsets, topic, m->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(offsets, topic, m->partition);
+        tp->offset = m->offset + 1;
+    }
+    return offsets;
+}
+
+/* Moves the consumer back to the committed offsets of its assignment. */
+static void rewind_consumer(pn_worker_t *w) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
+        return;
+    rd_kafka_resp_err_t rerr = rd_kafka_committed(w->consumer, parts, 30000);
+    if (rerr)
+        pn_log_kv(PN_LOG_ERROR, "cannot read committed offsets",
+                  PN_LOG_STR("error", rd_kafka_err2str(rerr)));
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].offset < 0)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(w->consumer, parts, 30000);
+    if (error) {
+        pn_log_kv(PN_LOG_ERROR, "cannot rewind the consumer",
+                  PN_LOG_STR("error", rd_kafka_error_string(error)));
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Writes the batch to the local store, with the events-topic positions the
+ * delivery reports gave as checkpoints. */
+static pn_err_t commit_local(pn_worker_t *w, char *errstr, size_t errstr_size) {
+    pn_engine_checkpoint_t *cps =
+        malloc((size_t)w->n_partitions * sizeof *cps);
+    if (!cps)
+        return PN_ERR_NOMEM;
+    size_t n = 0;
+    for (int32_t p = 0; p < w->n_partitions; p++)
+        if (w->event_offsets[p] >= 0)
+            cps[n++] = (pn_engine_checkpoint_t){p, w->event_offsets[p] + 1};
+    pn_err_t err = pn_engine_commit(w->engine, cps, n, errstr, errstr_size);
+    free(cps);
+    return err;
+}
+
+static void reset_delivery(pn_worker_t *w) {
+    w->delivery_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int32_t p = 0; p < w->n_partitions; p++)
+        w->event_offsets[p] = -1;
+}
+
+static pn_err_t handle_all(pn_worker_t *w, char *errstr, size_t errstr_size) {
+    for (size_t i = 0; i < w->n_msgs; i++) {
+        pn_err_t err = pn_worker_handle_message(w, w->msgs[i], errstr,
+                                                errstr_size);
+        if (err)
+            return err;
+    }
+    return PN_ERR_OK;
+}
+
+static pn_err_t txn_step(rd_kafka_error_t *error, const char *what,
+                         char *errstr, size_t errstr_size) {
+    if (!error)
+        return PN_ERR_OK;
+    pn_err_t err = pn_kafka_txn_err(error);
+    pn_err_set(errstr, errstr_size, err, "%s: %s", what,
+               rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return err;
+}
+
+/* One transaction: everything the batch produced plus its offsets. */
+static pn_err_t run_transaction(pn_worker_t *w, char *errstr,
+                                size_t errstr_size) {
+    pn_err_t err = txn_step(rd_kafka_begin_transaction(w->producer),
+                            "begin_transaction", errstr, errstr_size);
+    if (err)
+        return err;
+    if ((err = handle_all(w, errstr, errstr_size)))
+        return err == PN_ERR_KAFKA_FENCED ? err : PN_ERR_KAFKA_ABORTABLE;
+    rd_kafka_topic_partition_list_t *offsets = batch_offsets(w);
+    err = txn_step(rd_kafka_send_offsets_to_transaction(
+                       w->producer, offsets, w->group_metadata, -1),
+                   "send_offsets_to_transaction", errstr, errstr_size);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    if (err)
+        return err;
+    for (;;) {
+        rd_kafka_error_t *error = rd_kafka_commit_transaction(w->producer, -1);
+        if (error && rd_kafka_error_is_retriable(error)) {
+            rd_kafka_error_destroy(error);
+            continue;
+        }
+        return txn_step(error, "commit_transaction", errstr, errstr_size);
+    }
+}
+
+/* at_least_once: publish, wait for every acknowledgement, then commit the
+ * offsets; a crash in between replays the batch. */
+static pn_err_t run_unsafe_batch(pn_worker_t *w, char *errstr,
+                                 size_t errstr_size) {
+    pn_err_t err = handle_all(w, errstr, errstr_size);
+    if (err)
+        return err;
+    rd_kafka_resp_err_t rerr = rd_kafka_flush(w->producer, 60000);
+    if (!rerr)
+        rerr = w->delivery_err;
+    if (rerr)
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA_ABORTABLE,
+                          "delivery failed: %s", rd_kafka_err2str(rerr));
+    rd_kafka_topic_partition_list_t *offsets = batch_offsets(w);
+    rerr = rd_kafka_commit(w->consumer, offsets, 0);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    if (rerr)
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA_ABORTABLE,
+                          "offset commit failed: %s", rd_kafka_err2str(rerr));
+    return PN_ERR_OK;
+}
+
+/* Undoes a failed batch so that it runs again from the committed offsets. */
+static pn_err_t recover(pn_worker_t *w, pn_err_t cause, const char *why,
+                        char *errstr, size_t errstr_size) {
+    pn_engine_discard(w->engine);
+    w->stats.aborts++;
+    pn_log_kv(PN_LOG_WARN, "batch aborted, rewinding",
+              PN_LOG_STR("error", pn_err_name(cause)), PN_LOG_STR("detail", why),
+              PN_LOG_UINT("commands", w->n_msgs));
+    pn_err_t err = PN_ERR_OK;
+    if (cause == PN_ERR_KAFKA_FENCED || !w->opts.exactly_once) {
+        /* A fenced or fatally failed producer cannot be reused. */
+        rd_kafka_destroy(w->producer);
+        w->producer = NULL;
+        w->stats.producer_rebuilds++;
+        err = producer_new(w, errstr, errstr_size);
+    } else {
+        rd_kafka_error_t *error = rd_kafka_abort_transaction(w->producer, -1);
+        if (error) {
+            pn_log_kv(PN_LOG_WARN, "abort_transaction failed, rebuilding the producer",
+                      PN_LOG_STR("error", rd_kafka_error_string(error)));
+            rd_kafka_error_destroy(error);
+            rd_kafka_destroy(w->producer);
+            w->stats.producer_rebuilds++;
+            err = producer_new(w, errstr, errstr_size);
+        }
+    }
+    drop_batch(w);
+    rewind_consumer(w);
+    return err;
+}
+
+static pn_err_t run_batch(pn_worker_t *w, char *errstr, size_t errstr_size) {
+    char why[512] = "";
+    reset_delivery(w);
+    w->stats.batches++;
+    pn_err_t err = w->opts.exactly_once
+                       ? run_transaction(w, why, sizeof why)
+                       : run_unsafe_batch(w, why, sizeof why);
+    if (err == PN_ERR_KAFKA || err == PN_ERR_KAFKA_ABORTABLE ||
+        err == PN_ERR_KAFKA_FENCED)
+        return recover(w, err, why, errstr, errstr_size);
+    if (err) {
+        pn_engine_discard(w->engine);
+        return pn_err_set(errstr, errstr_size, err, "%s", why);
+    }
+    w->stats.commits++;
+    drop_batch(w);
+    err = commit_local(w, errstr, errstr_size);
+    if (err)
+        /* Kafka has the batch; the store will catch up by restoring. */
+        pn_log_kv(PN_LOG_ERROR, "local store write failed after commit",
+                  PN_LOG_STR("error", errstr));
+    return err;
+}
+
+/* --- the loop ------------------------------------------------------------------- */
+
+pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, w->opts.commands_topic,
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t rerr = rd_kafka_subscribe(w->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (rerr)
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                          "subscribe to '%s': %s", w->opts.commands_topic,
+                          rd_kafka_err2str(rerr));
+    pn_log_kv(PN_LOG_INFO, "worker started",
+              PN_LOG_STR("group", w->opts.group_id),
+              PN_LOG_STR("transactional_id", w->txn_id),
+              PN_LOG_STR("guarantee",
+                         w->opts.exactly_once ? "exactly_once" : "at_least_once"),
+              PN_LOG_INT("partitions", w->n_partitions));
+    pn_err_t err = PN_ERR_OK;
+    while (!w->stop && !err) {
+        if (w->to_restore->cnt) {
+            err = pn_worker_restore(w, errstr, errstr_size);
+            continue;
+        }
+        collect_batch(w);
+        if (w->n_msgs && !w->to_restore->cnt)
+            err = run_batch(w, errstr, errstr_size);
+        else if (w->n_msgs)
+            drop_batch(w); /* cannot happen with eager rebalancing */
+    }
+    /* Whatever was polled but not run is left to the next owner. */
+    drop_batch(w);
+    pn_log(PN_LOG_INFO, "worker stopping: closing the consumer");
+    rd_kafka_consumer_close(w->consumer);
+    rd_kafka_flush(w->producer, 10000);
+    pn_worker_stats_t s = w->stats;
+    pn_log_kv(PN_LOG_INFO, "worker stopped", PN_LOG_UINT("commands", s.commands),
+              PN_LOG_UINT("events", s.events), PN_LOG_UINT("commits", s.commits),
+              PN_LOG_UINT("aborts", s.aborts),
+              PN_LOG_UINT("dead_letters", s.dead_letters),
+              PN_LOG_UINT("forwarded", s.forwarded));
+    return err;
+}

@@ -1,0 +1,58 @@
+/* The worker's state, shared by its modules: worker.c (loop, transactions,
+ * rebalances), worker_records.c (one consumed record: decode, route,
+ * execute, publish) and restore.c (catching up from the events topic). */
+#ifndef PANTHER_WORKER_INTERNAL_H
+#define PANTHER_WORKER_INTERNAL_H
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+
+#include "panther/buf.h"
+#include "panther/worker.h"
+
+struct pn_worker_s {
+    pn_worker_options_t opts; /* strings borrowed from the caller */
+    char txn_id[512];
+    pn_codec_t *codec;
+    pn_store_t *store;
+    pn_engine_t *engine;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    rd_kafka_t *restore_consumer; /* group-less, read_committed */
+    rd_kafka_consumer_group_metadata_t *group_metadata;
+    int32_t n_partitions; /* of the commands and the events topics */
+    volatile sig_atomic_t stop;
+
+    rd_kafka_topic_partition_list_t *to_restore; /* assigned, not restored */
+
+    rd_kafka_message_t **msgs; /* the polled batch, owned */
+    size_t n_msgs;
+    size_t cap_msgs;
+    int64_t *event_offsets; /* by partition: last event delivered, or -1 */
+    rd_kafka_resp_err_t delivery_err;
+
+    pn_buf_t scratch;
+    pn_worker_stats_t stats;
+};
+
+/** Produces one record (copied); headers are owned by librdkafka after
+ *  the call, also on failure. Returns ABORTABLE or FENCED on failure. */
+pn_err_t pn_worker_produce(pn_worker_t *w, const char *topic,
+                           int32_t partition, const void *key, size_t key_len,
+                           const void *value, size_t value_len,
+                           rd_kafka_headers_t *headers, bool is_event);
+
+/** Decodes, routes and executes one consumed command record, producing its
+ *  results into the open transaction. Errors abort the batch. */
+pn_err_t pn_worker_handle_message(pn_worker_t *w, const rd_kafka_message_t *m,
+                                  char *errstr, size_t errstr_size);
+
+/** Restores every partition in w->to_restore from the events topic, then
+ *  resumes them on the consumer. */
+pn_err_t pn_worker_restore(pn_worker_t *w, char *errstr, size_t errstr_size);
+
+/** "0,1,5" for logs. */
+void pn_worker_format_partitions(const rd_kafka_topic_partition_list_t *parts,
+                                 char *buf, size_t size);
+
+#endif

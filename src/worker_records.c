@@ -1,0 +1,128 @@
+/*
+ * One consumed command record: dead-letter it if it cannot be decoded,
+ * forward it if it sits on the wrong partition, otherwise execute it and
+ * publish its event and outcome. Everything goes into the open transaction.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "panther/log.h"
+#include "panther/partition.h"
+#include "worker_internal.h"
+
+void pn_worker_format_partitions(const rd_kafka_topic_partition_list_t *parts,
+                                 char *buf, size_t size) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < parts->cnt && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%" PRId32, i ? "," : "",
+                         parts->elems[i].partition);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* The record's own headers (if any) plus ours. */
+static rd_kafka_headers_t *headers_with(const rd_kafka_message_t *m,
+                                        size_t extra) {
+    rd_kafka_headers_t *orig = NULL;
+    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+        return rd_kafka_headers_copy(orig);
+    return rd_kafka_headers_new(extra);
+}
+
+static void header_add_int(rd_kafka_headers_t *h, const char *name,
+                           int64_t value) {
+    char text[32];
+    int n = snprintf(text, sizeof text, "%" PRId64, value);
+    rd_kafka_header_add(h, name, -1, text, n);
+}
+
+static pn_err_t dead_letter(pn_worker_t *w, const rd_kafka_message_t *m,
+                            pn_err_t cause, const char *detail) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    rd_kafka_headers_t *h = headers_with(m, 5);
+    rd_kafka_header_add(h, "panther.error", -1, pn_err_name(cause), -1);
+    rd_kafka_header_add(h, "panther.error.message", -1, detail, -1);
+    rd_kafka_header_add(h, "panther.original.topic", -1, topic, -1);
+    header_add_int(h, "panther.original.partition", m->partition);
+    header_add_int(h, "panther.original.offset", m->offset);
+    pn_log_kv(PN_LOG_WARN, "dead letter", PN_LOG_STR("topic", topic),
+              PN_LOG_INT("partition", m->partition),
+              PN_LOG_INT("offset", m->offset),
+              PN_LOG_STR("error", pn_err_name(cause)),
+              PN_LOG_STR("detail", detail));
+    w->stats.dead_letters++;
+    return pn_worker_produce(w, w->opts.dead_letter_topic, RD_KAFKA_PARTITION_UA,
+                             m->key, m->key_len, m->payload, m->len, h, false);
+}
+
+/* A command on the wrong partition goes, unchanged, to the right one with
+ * the canonical key; its new owner executes it (DESIGN.md section 2). */
+static pn_err_t forward(pn_worker_t *w, const rd_kafka_message_t *m,
+                        int32_t partition, pn_str_t key) {
+    rd_kafka_headers_t *h = headers_with(m, 2);
+    header_add_int(h, "panther.forwarded.from.partition", m->partition);
+    header_add_int(h, "panther.forwarded.from.offset", m->offset);
+    w->stats.forwarded++;
+    pn_log_kv(PN_LOG_DEBUG, "forwarding misrouted command",
+              PN_LOG_INT("partition", m->partition),
+              PN_LOG_INT("offset", m->offset),
+              PN_LOG_INT("to_partition", partition));
+    return pn_worker_produce(w, w->opts.commands_topic, partition, key.ptr,
+                             key.len, m->payload, m->len, h, false);
+}
+
+static pn_err_t execute(pn_worker_t *w, const rd_kafka_message_t *m,
+                        const pn_command_t *cmd, char *errstr,
+                        size_t errstr_size) {
+    pn_engine_result_t res;
+    pn_err_t err = pn_engine_execute(w->engine, m->partition, cmd, &res,
+                                     errstr, errstr_size);
+    if (err)
+        return err;
+    w->stats.commands++;
+    if (res.has_event) {
+        err = pn_worker_produce(w, w->opts.events_topic, m->partition,
+                                res.stream_key.ptr, res.stream_key.len,
+                                res.event_value, res.event_len, NULL, true);
+        if (err)
+            return err;
+        w->stats.events++;
+    }
+    err = pn_worker_produce(w, w->opts.outcomes_topic, RD_KAFKA_PARTITION_UA,
+                            res.outcome_key.ptr, res.outcome_key.len,
+                            res.outcome_value, res.outcome_len, NULL, false);
+    if (!err)
+        w->stats.outcomes++;
+    return err;
+}
+
+pn_err_t pn_worker_handle_message(pn_worker_t *w, const rd_kafka_message_t *m,
+                                  char *errstr, size_t errstr_size) {
+    if (!m->payload || m->len == 0)
+        return dead_letter(w, m, PN_ERR_MALFORMED, "record has no value");
+    pn_command_t cmd;
+    char why[512] = "";
+    pn_err_t err = pn_codec_decode_command(w->codec, m->payload, m->len, &cmd,
+                                           why, sizeof why);
+    if (err)
+        return dead_letter(w, m, err, why[0] ? why : pn_err_str(err));
+    char key[PN_STREAM_KEY_MAX];
+    size_t key_len = pn_stream_key(cmd.sku_id, cmd.node_id, key, sizeof key);
+    if (key_len) {
+        int32_t p = pn_partition_for_key(key, key_len, w->n_partitions);
+        if (p != m->partition) {
+            err = forward(w, m, p, (pn_str_t){key, key_len});
+            pn_command_release(&cmd);
+            return err;
+        }
+    }
+    /* A command whose stream ids are invalid has no home partition: it is
+     * rejected (INVALID_COMMAND) where it arrived. */
+    err = execute(w, m, &cmd, errstr, errstr_size);
+    pn_command_release(&cmd);
+    return err;
+}
