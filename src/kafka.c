@@ -1,6 +1,8 @@
 #include "panther/kafka.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "panther/log.h"
@@ -98,4 +100,25 @@ pn_err_t pn_kafka_txn_err(const rd_kafka_error_t *error) {
     if (rd_kafka_error_is_fatal(error))
         return PN_ERR_KAFKA_FENCED; /* the producer must be rebuilt */
     return pn_kafka_err(rd_kafka_error_code(error));
+}
+
+bool pn_kafka_header_int(const rd_kafka_message_t *m, const char *name,
+                         int64_t *value) {
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v;
+    size_t len;
+    if (rd_kafka_message_headers(m, &hdrs) || !hdrs ||
+        rd_kafka_header_get_last(hdrs, name, &v, &len) || !v || len == 0 ||
+        len > 20)
+        return false;
+    char text[24];
+    memcpy(text, v, len);
+    text[len] = '\0';
+    char *end;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (errno || *end)
+        return false;
+    *value = n;
+    return true;
 }

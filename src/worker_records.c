@@ -44,11 +44,11 @@ static pn_err_t dead_letter(pn_worker_t *w, const rd_kafka_message_t *m,
                             pn_err_t cause, const char *detail) {
     const char *topic = rd_kafka_topic_name(m->rkt);
     rd_kafka_headers_t *h = headers_with(m, 5);
-    rd_kafka_header_add(h, "panther.error", -1, pn_err_name(cause), -1);
-    rd_kafka_header_add(h, "panther.error.message", -1, detail, -1);
-    rd_kafka_header_add(h, "panther.original.topic", -1, topic, -1);
-    header_add_int(h, "panther.original.partition", m->partition);
-    header_add_int(h, "panther.original.offset", m->offset);
+    rd_kafka_header_add(h, PN_HEADER_ERROR, -1, pn_err_name(cause), -1);
+    rd_kafka_header_add(h, PN_HEADER_ERROR_MESSAGE, -1, detail, -1);
+    rd_kafka_header_add(h, PN_HEADER_ORIGINAL_TOPIC, -1, topic, -1);
+    header_add_int(h, PN_HEADER_ORIGINAL_PARTITION, m->partition);
+    header_add_int(h, PN_HEADER_ORIGINAL_OFFSET, m->offset);
     pn_log_kv(PN_LOG_WARN, "dead letter", PN_LOG_STR("topic", topic),
               PN_LOG_INT("partition", m->partition),
               PN_LOG_INT("offset", m->offset),
@@ -64,8 +64,8 @@ static pn_err_t dead_letter(pn_worker_t *w, const rd_kafka_message_t *m,
 static pn_err_t forward(pn_worker_t *w, const rd_kafka_message_t *m,
                         int32_t partition, pn_str_t key) {
     rd_kafka_headers_t *h = headers_with(m, 2);
-    header_add_int(h, "panther.forwarded.from.partition", m->partition);
-    header_add_int(h, "panther.forwarded.from.offset", m->offset);
+    header_add_int(h, PN_HEADER_FORWARDED_PARTITION, m->partition);
+    header_add_int(h, PN_HEADER_FORWARDED_OFFSET, m->offset);
     w->stats.forwarded++;
     pn_log_kv(PN_LOG_DEBUG, "forwarding misrouted command",
               PN_LOG_INT("partition", m->partition),
@@ -73,6 +73,15 @@ static pn_err_t forward(pn_worker_t *w, const rd_kafka_message_t *m,
               PN_LOG_INT("to_partition", partition));
     return pn_worker_produce(w, w->opts.commands_topic, partition, key.ptr,
                              key.len, m->payload, m->len, h, false);
+}
+
+/* Where a result came from: the commands-topic record it answers, so that
+ * an audit can match every record to exactly one outcome. */
+static rd_kafka_headers_t *source_headers(const rd_kafka_message_t *m) {
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    header_add_int(h, PN_HEADER_SOURCE_PARTITION, m->partition);
+    header_add_int(h, PN_HEADER_SOURCE_OFFSET, m->offset);
+    return h;
 }
 
 static pn_err_t execute(pn_worker_t *w, const rd_kafka_message_t *m,
@@ -87,14 +96,16 @@ static pn_err_t execute(pn_worker_t *w, const rd_kafka_message_t *m,
     if (res.has_event) {
         err = pn_worker_produce(w, w->opts.events_topic, m->partition,
                                 res.stream_key.ptr, res.stream_key.len,
-                                res.event_value, res.event_len, NULL, true);
+                                res.event_value, res.event_len,
+                                source_headers(m), true);
         if (err)
             return err;
         w->stats.events++;
     }
     err = pn_worker_produce(w, w->opts.outcomes_topic, RD_KAFKA_PARTITION_UA,
                             res.outcome_key.ptr, res.outcome_key.len,
-                            res.outcome_value, res.outcome_len, NULL, false);
+                            res.outcome_value, res.outcome_len,
+                            source_headers(m), false);
     if (!err)
         w->stats.outcomes++;
     return err;

@@ -14,6 +14,27 @@
 
 #include "panther/err.h"
 
+/*
+ * Record headers Panther writes (values are decimal text where numeric):
+ * on events and outcomes, the commands-topic record they answer; on dead
+ * letters, the error and where the record was; on a forwarded command,
+ * where the misrouted original was.
+ */
+#define PN_HEADER_SOURCE_PARTITION "panther.source.partition"
+#define PN_HEADER_SOURCE_OFFSET "panther.source.offset"
+#define PN_HEADER_ERROR "panther.error"
+#define PN_HEADER_ERROR_MESSAGE "panther.error.message"
+#define PN_HEADER_ORIGINAL_TOPIC "panther.original.topic"
+#define PN_HEADER_ORIGINAL_PARTITION "panther.original.partition"
+#define PN_HEADER_ORIGINAL_OFFSET "panther.original.offset"
+#define PN_HEADER_FORWARDED_PARTITION "panther.forwarded.from.partition"
+#define PN_HEADER_FORWARDED_OFFSET "panther.forwarded.from.offset"
+
+/** Reads a decimal header of a message; false when absent or not a
+ *  number. */
+bool pn_kafka_header_int(const rd_kafka_message_t *m, const char *name,
+                         int64_t *value);
+
 /** A `name=value` librdkafka property given by the user (kafka.* keys). */
 typedef struct pn_kafka_prop {
     const char *name;
