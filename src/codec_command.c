@@ -5,12 +5,16 @@
  * Telling framings apart: 0xC3 0x01 cannot start plain Avro of Command (it
  * is a negative union index), so it always means single-object. 0x00 is
  * both the Confluent magic byte and the plain encoding of union branch 0
- * (UpdateInventory). The Confluent reading wins when the schema registry
- * knows the id; otherwise the bytes are read as plain Avro if they are a
- * valid plain Command, and reported as an unknown schema if not. A plain
- * UpdateInventory with a non-empty id reads as a Confluent id of at least
- * 2^25, which registries do not hand out, so the rule does not misread
- * real records.
+ * (UpdateInventory). The second byte decides: as Confluent it is the top
+ * byte of the schema id, and registries hand out ids far below 2^24, so
+ * 0x00 0x00 is Confluent framing; as plain Avro it is the length of the
+ * command id, so anything else is read as a plain UpdateInventory when the
+ * bytes are one, and as Confluent framing only when they are not and the
+ * registry knows the id. A Confluent record with an unknown id is
+ * therefore never misread as a plain command (it is UNKNOWN_SCHEMA), and a
+ * plain UpdateInventory costs no registry lookup; the price is that a plain
+ * UpdateInventory with an empty id, which the domain would reject anyway,
+ * is reported as an unknown schema.
  */
 #include <string.h>
 
@@ -64,32 +68,43 @@ static pn_err_t frame_single_object(pn_codec_t *codec, const uint8_t *data,
 static pn_err_t frame_confluent(pn_codec_t *codec, const uint8_t *data,
                                 size_t len, body_t *body, char *errstr,
                                 size_t errstr_size) {
+    if (len < CONFLUENT_HEADER)
+        return pn_err_set(errstr, errstr_size, PN_ERR_TRUNCATED,
+                          "command: Confluent header needs %d bytes, input "
+                          "has %zu",
+                          CONFLUENT_HEADER, len);
     char why[640] = "";
-    pn_err_t err = PN_ERR_TRUNCATED;
-    if (len >= CONFLUENT_HEADER) {
-        int32_t id = (int32_t)pn_be32_read(data + 1);
-        err = pn_codec__writer_by_id(codec, id, &body->writer, why,
-                                     sizeof why);
-        body->start = CONFLUENT_HEADER;
-        if (!err)
-            return PN_ERR_OK;
-        if (err != PN_ERR_UNKNOWN_SCHEMA)
-            return pn_err_set(errstr, errstr_size, err, "command: %s", why);
-    }
-    char plain_why[256];
-    pn_err_t plain_err =
-        pn_codec__scan(codec->recs[PN_SCHEMA_COMMAND].schema, data, len, 0,
-                       &body->top_branch, plain_why, sizeof plain_why);
-    if (!plain_err) {
+    int32_t id = (int32_t)pn_be32_read(data + 1);
+    pn_err_t err = pn_codec__writer_by_id(codec, id, &body->writer, why,
+                                          sizeof why);
+    body->start = CONFLUENT_HEADER;
+    if (err)
+        return pn_err_set(errstr, errstr_size, err, "command: %s", why);
+    return PN_ERR_OK;
+}
+
+/* 0x00 then a non-zero byte: a plain UpdateInventory, unless the bytes are
+ * not one and the registry knows them as a Confluent id. */
+static pn_err_t frame_plain_update(pn_codec_t *codec, const uint8_t *data,
+                                   size_t len, body_t *body, char *errstr,
+                                   size_t errstr_size) {
+    char why[256];
+    pn_err_t err = pn_codec__scan(codec->recs[PN_SCHEMA_COMMAND].schema, data,
+                                  len, 0, &body->top_branch, why, sizeof why);
+    if (!err) {
         *body = (body_t){codec->writers[0], 0, true, body->top_branch};
         return PN_ERR_OK;
     }
-    if (len < CONFLUENT_HEADER)
-        return pn_err_set(errstr, errstr_size, plain_err, "command: %s",
-                          plain_why);
-    return pn_err_set(errstr, errstr_size, err,
-                      "command: %s (nor is it plain Avro: %s)", why,
-                      plain_why);
+    if (len >= CONFLUENT_HEADER) {
+        char ignored[64];
+        pn_err_t id_err = pn_codec__writer_by_id(
+            codec, (int32_t)pn_be32_read(data + 1), &body->writer, ignored,
+            sizeof ignored);
+        if (!id_err || id_err != PN_ERR_UNKNOWN_SCHEMA)
+            return frame_confluent(codec, data, len, body, errstr,
+                                   errstr_size);
+    }
+    return pn_err_set(errstr, errstr_size, err, "command: %s", why);
 }
 
 static pn_err_t select_framing(pn_codec_t *codec, const uint8_t *data,
@@ -99,6 +114,9 @@ static pn_err_t select_framing(pn_codec_t *codec, const uint8_t *data,
         data[1] == SINGLE_OBJECT_MAGIC1)
         return frame_single_object(codec, data, len, body, errstr,
                                    errstr_size);
+    if (data[0] == CONFLUENT_MAGIC && len >= 2 && data[1] != 0)
+        return frame_plain_update(codec, data, len, body, errstr,
+                                  errstr_size);
     if (data[0] == CONFLUENT_MAGIC)
         return frame_confluent(codec, data, len, body, errstr, errstr_size);
     body->writer = codec->writers[0];
@@ -156,6 +174,40 @@ static const char *branch_name(avro_schema_t u, int64_t idx) {
                                  : avro_schema_type_name(b);
 }
 
+/* Bytes of the (already validated) varint at p. */
+static size_t varint_len(const uint8_t *p) {
+    size_t n = 1;
+    while (p[n - 1] & 0x80)
+        n++;
+    return n;
+}
+
+/* Reads a validated body written with a schema other than ours: the
+ * branch's own resolver reads what follows the union index. */
+static pn_err_t read_resolved(pn_codec_t *codec, const uint8_t *data,
+                              size_t len, const body_t *body, char *errstr,
+                              size_t errstr_size) {
+    pn_codec_writer_t *w = body->writer;
+    size_t idx = w->is_union ? (size_t)body->top_branch : 0;
+    size_t start = body->start;
+    pn_codec_branch_t *br = &w->branches[idx];
+    if (br->err)
+        return pn_err_set(errstr, errstr_size, br->err,
+                          "command: writer's %s %lld (%s) %s",
+                          w->is_union ? "union branch" : "record",
+                          (long long)idx,
+                          w->is_union ? branch_name(w->schema, (int64_t)idx)
+                                      : avro_schema_type_name(w->schema),
+                          br->err == PN_ERR_UNKNOWN_BRANCH
+                              ? "is not a command Panther knows"
+                              : "cannot be resolved to Panther's record");
+    if (w->is_union)
+        start += varint_len(data + start);
+    return pn_codec__read_value(codec, &br->resolved, data + start,
+                                len - start, PN_ERR_INCOMPATIBLE_SCHEMA,
+                                errstr, errstr_size);
+}
+
 static pn_err_t decode_body(pn_codec_t *codec, const uint8_t *data,
                             size_t len, body_t *body, pn_command_t *cmd,
                             char *errstr, size_t errstr_size) {
@@ -166,19 +218,12 @@ static pn_err_t decode_body(pn_codec_t *codec, const uint8_t *data,
         (err = pn_codec__scan(w->schema, data, len, body->start,
                               &body->top_branch, why, sizeof why)))
         return pn_err_set(errstr, errstr_size, err, "command: %s", why);
-    if (w->branch_ok && body->top_branch >= 0 &&
-        !w->branch_ok[body->top_branch])
-        return pn_err_set(errstr, errstr_size, PN_ERR_UNKNOWN_BRANCH,
-                          "command: writer's union branch %lld (%s) is not "
-                          "a command Panther knows",
-                          (long long)body->top_branch,
-                          branch_name(w->schema, body->top_branch));
-    avro_value_t *target =
-        w->resolver ? &w->resolved : &codec->recs[PN_SCHEMA_COMMAND].value;
-    err = pn_codec__read_value(
-        codec, target, data + body->start, len - body->start,
-        w->resolver ? PN_ERR_INCOMPATIBLE_SCHEMA : PN_ERR_INTERNAL, errstr,
-        errstr_size);
+    if (w->ours)
+        err = pn_codec__read_value(
+            codec, &codec->recs[PN_SCHEMA_COMMAND].value, data + body->start,
+            len - body->start, PN_ERR_INTERNAL, errstr, errstr_size);
+    else
+        err = read_resolved(codec, data, len, body, errstr, errstr_size);
     return err ? err : extract_command(codec, cmd, errstr, errstr_size);
 }
 

@@ -58,18 +58,30 @@ typedef struct pn_codec_snapshot_layout {
     int item_order_id, item_quantity;
 } pn_codec_snapshot_layout_t;
 
+/** How one top-level writer branch (or a non-union writer) is read. */
+typedef struct pn_codec_branch {
+    pn_err_t err;                 /* OK, UNKNOWN_BRANCH (no such command)
+                                     or INCOMPATIBLE_SCHEMA */
+    avro_value_iface_t *resolver; /* writer branch -> our Command union */
+    avro_value_t resolved;        /* its instance, writing into our value */
+} pn_codec_branch_t;
+
 /**
- * A writer schema of commands other than the one embedded (or ours, seen
- * through a framing). Resolution into our Command value is prepared once.
+ * A writer schema of commands other than the embedded one (or ours, seen
+ * through a framing). Each top-level branch is resolved to our Command
+ * once, in its own Avro C call: resolving a whole writer union in one call
+ * crashes Avro C 1.11 when one branch is a record of one of our names that
+ * fails to resolve and another branch follows (its error path frees
+ * memoized resolvers that later lookups return).
  */
 typedef struct pn_codec_writer {
-    uint64_t fp;            /* CRC-64-AVRO of its canonical form */
-    avro_schema_t schema;   /* owned reference */
-    avro_value_iface_t *resolver; /* NULL when the schema is ours */
-    avro_value_t resolved;  /* resolver instance writing into our value */
-    bool *branch_ok;        /* per writer union branch: resolvable */
-    size_t n_branches;      /* 0 when the writer is not a union */
-    bool registered;        /* known for single-object decoding */
+    uint64_t fp;           /* CRC-64-AVRO of its canonical form */
+    avro_schema_t schema;  /* owned reference */
+    bool ours;             /* same canonical form as Command.avsc */
+    bool is_union;         /* data starts with a union index */
+    pn_codec_branch_t *branches; /* one per union branch, or one */
+    size_t n_branches;
+    bool registered;       /* known for single-object decoding */
 } pn_codec_writer_t;
 
 /** What a Confluent schema id resolved to (cached per id). */

@@ -6,6 +6,7 @@
  * lookup callback runs once per id (unknown ids are remembered up to
  * PN_CODEC__MAX_UNKNOWN_IDS, then forgotten together).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,13 +15,15 @@
 static void writer_free(pn_codec_writer_t *w) {
     if (!w)
         return;
-    if (w->resolved.self)
-        avro_value_decref(&w->resolved);
-    if (w->resolver)
-        avro_value_iface_decref(w->resolver);
+    for (size_t i = 0; i < w->n_branches; i++) {
+        if (w->branches[i].resolved.self)
+            avro_value_decref(&w->branches[i].resolved);
+        if (w->branches[i].resolver)
+            avro_value_iface_decref(w->branches[i].resolver);
+    }
+    free(w->branches);
     if (w->schema)
         avro_schema_decref(w->schema);
-    free(w->branch_ok);
     free(w);
 }
 
@@ -48,6 +51,8 @@ pn_err_t pn_codec__writers_init(pn_codec_t *codec, char *errstr,
     }
     w->fp = codec->command_fp;
     w->schema = avro_schema_incref(codec->recs[PN_SCHEMA_COMMAND].schema);
+    w->ours = true;
+    w->is_union = true;
     w->registered = true;
     return PN_ERR_OK;
 }
@@ -61,44 +66,71 @@ void pn_codec__writers_free(pn_codec_t *codec) {
     free(codec->writers);
 }
 
-/* Which branches of a writer union have a counterpart in our Command, so
- * data of another branch is reported as an unknown branch. */
-static pn_err_t writer_branches(pn_codec_writer_t *w, avro_schema_t ours) {
-    if (!is_avro_union(w->schema))
+/* UNKNOWN_BRANCH for a writer record we have no command of that name for,
+ * INCOMPATIBLE_SCHEMA for anything else that does not resolve. */
+static pn_err_t unresolved_kind(avro_schema_t ours, avro_schema_t wbranch) {
+    if (!is_avro_record(wbranch))
+        return PN_ERR_INCOMPATIBLE_SCHEMA;
+    for (size_t k = 0; k < avro_schema_union_size(ours); k++)
+        if (strcmp(avro_schema_name(wbranch),
+                   avro_schema_name(avro_schema_union_branch(ours, (int)k))) ==
+            0)
+            return PN_ERR_INCOMPATIBLE_SCHEMA;
+    return PN_ERR_UNKNOWN_BRANCH;
+}
+
+/* Resolves one top-level writer branch (or a non-union writer) to our
+ * Command union, alone in its Avro C call (see pn_codec_writer_t). Our
+ * records hold only primitives and [null, int], so no nested record can
+ * fail by name and trip the same Avro C bug. */
+static pn_err_t branch_resolve(pn_codec_t *codec, pn_codec_branch_t *br,
+                               avro_schema_t wbranch, char *why,
+                               size_t why_size) {
+    pn_codec_rec_t *ours = &codec->recs[PN_SCHEMA_COMMAND];
+    br->resolver = avro_resolved_writer_new(wbranch, ours->schema);
+    if (!br->resolver) {
+        br->err = unresolved_kind(ours->schema, wbranch);
+        if (why[0] == '\0')
+            snprintf(why, why_size, "%s: %s",
+                     is_avro_named_type(wbranch) ? avro_schema_name(wbranch)
+                                                 : avro_schema_type_name(wbranch),
+                     avro_strerror());
         return PN_ERR_OK;
-    w->n_branches = avro_schema_union_size(w->schema);
-    w->branch_ok = calloc(w->n_branches ? w->n_branches : 1, sizeof(bool));
-    if (!w->branch_ok)
-        return PN_ERR_NOMEM;
-    for (size_t i = 0; i < w->n_branches; i++) {
-        avro_value_iface_t *r = avro_resolved_writer_new(
-            avro_schema_union_branch(w->schema, (int)i), ours);
-        w->branch_ok[i] = r != NULL;
-        if (r)
-            avro_value_iface_decref(r);
     }
+    if (avro_resolved_writer_new_value(br->resolver, &br->resolved)) {
+        br->resolved.self = NULL;
+        return PN_ERR_NOMEM;
+    }
+    avro_resolved_writer_set_dest(&br->resolved, &ours->value);
     return PN_ERR_OK;
 }
 
-/* Prepares reading data of w->schema into our Command value. */
+/* Prepares reading data of w->schema into our Command value; at least one
+ * branch must resolve. */
 static pn_err_t writer_resolve(pn_codec_t *codec, pn_codec_writer_t *w,
                                char *errstr, size_t errstr_size) {
-    pn_codec_rec_t *ours = &codec->recs[PN_SCHEMA_COMMAND];
-    w->resolver = avro_resolved_writer_new(w->schema, ours->schema);
-    if (!w->resolver)
-        return pn_codec__avro_fail(errstr, errstr_size,
-                                   PN_ERR_INCOMPATIBLE_SCHEMA,
-                                   "writer schema cannot be resolved to "
-                                   "Command");
-    if (avro_resolved_writer_new_value(w->resolver, &w->resolved)) {
-        w->resolved.self = NULL;
+    w->is_union = is_avro_union(w->schema);
+    size_t n = w->is_union ? avro_schema_union_size(w->schema) : 1;
+    w->branches = calloc(n ? n : 1, sizeof *w->branches);
+    if (!w->branches)
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
                           "writer schema: out of memory");
+    w->n_branches = n;
+    char why[256] = "";
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        avro_schema_t b = w->is_union
+                              ? avro_schema_union_branch(w->schema, (int)i)
+                              : w->schema;
+        if (branch_resolve(codec, &w->branches[i], b, why, sizeof why))
+            return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
+                              "writer schema: out of memory");
+        any |= w->branches[i].err == PN_ERR_OK;
     }
-    avro_resolved_writer_set_dest(&w->resolved, &ours->value);
-    if (writer_branches(w, ours->schema))
-        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
-                          "writer schema: out of memory");
+    if (!any)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INCOMPATIBLE_SCHEMA,
+                          "writer schema cannot be resolved to Command (%s)",
+                          why[0] ? why : "no branches");
     return PN_ERR_OK;
 }
 
@@ -132,6 +164,7 @@ static pn_err_t writer_from_json(pn_codec_t *codec, const char *json,
                                   "writer schema is not a valid Avro schema");
         goto fail;
     }
+    w->ours = fp == codec->command_fp;
     if ((err = writer_resolve(codec, w, errstr, errstr_size)))
         goto fail;
     if ((err = writers_push(codec, w))) {
