@@ -9,6 +9,7 @@
 
 static const pn_cli_command_t commands[] = {
     {"worker", "execute commands from Kafka, exactly once", pn_cli_worker},
+    {"audit", "check the exactly-once guarantee on the topics", pn_cli_audit},
     {"bench", "run a benchmark (engine)", pn_cli_bench},
 };
 

@@ -1,0 +1,78 @@
+/*
+ * Support for the integration tests (ctest label `integration`): they run
+ * against the real local broker that scripts/test starts (its address in
+ * PN_TEST_BOOTSTRAP), each test on topics of its own prefix, with real
+ * `panther worker` processes started, killed and restarted.
+ */
+#ifndef PN_IT_SUPPORT_H
+#define PN_IT_SUPPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "panther/audit.h"
+#include "panther/codec.h"
+#include "panther/domain.h"
+
+/* Exit code that ctest reports as "skipped" (SKIP_RETURN_CODE). */
+#define PN_IT_SKIP 77
+
+typedef struct pn_it {
+    char bootstrap[256];
+    char prefix[64];
+    char commands[128], events[128], outcomes[128], dlt[128];
+    char group[128];
+    char *dir; /* scratch directory for worker stores and logs */
+    pn_codec_t *codec;
+    struct rd_kafka_s *producer;
+} pn_it_t;
+
+/** Sets up a test: broker address, unique topic prefix, topics with
+ *  n_partitions (events with n_event_partitions, normally the same).
+ *  Returns false (test should be skipped) without a broker. */
+bool pn_it_init(pn_it_t *it, const char *tag, int n_partitions,
+                int n_event_partitions);
+void pn_it_cleanup(pn_it_t *it);
+
+/** Produces one command (murmur2 unless random_partition); flushes when
+ *  flush is true. */
+void pn_it_send(pn_it_t *it, const pn_command_t *cmd, bool random_partition);
+void pn_it_send_raw(pn_it_t *it, const void *value, size_t len);
+void pn_it_flush(pn_it_t *it);
+
+/** A command for tests; strings must outlive the call to pn_it_send. */
+pn_command_t pn_it_cmd(pn_command_type_t type, const char *id,
+                       const char *order, const char *sku, const char *node,
+                       bool has_quantity, int32_t quantity);
+
+/** Starts `panther worker` for this test's topics; output goes to
+ *  <dir>/<instance>.log. extra: NULL-terminated list of --set values. */
+pid_t pn_it_worker_start(pn_it_t *it, const char *instance,
+                         const char *const *extra);
+/** Sends sig and waits for the process; returns its exit status (or
+ *  128 + signal). */
+int pn_it_worker_stop(pid_t pid, int sig);
+
+/** Runs the audit (waiting up to wait_ms for the workers to catch up). */
+void pn_it_audit(pn_it_t *it, int wait_ms, pn_audit_report_t *report);
+
+/** Every outcome record, decoded, in topic order per partition. */
+typedef struct pn_it_outcome {
+    pn_outcome_record_t rec;
+    int64_t source_partition, source_offset;
+} pn_it_outcome_t;
+
+size_t pn_it_read_outcomes(pn_it_t *it, pn_it_outcome_t **out);
+void pn_it_free_outcomes(pn_it_outcome_t *o, size_t n);
+
+/** The outcome answering command id (first non-duplicate), or NULL. */
+const pn_outcome_record_t *pn_it_find_outcome(const pn_it_outcome_t *o,
+                                              size_t n, const char *id,
+                                              bool duplicate);
+
+/** Runs `panther <args...>` (NULL-terminated) and returns its exit code;
+ *  stderr and stdout go to <dir>/cmd.log. */
+int pn_it_run_panther(pn_it_t *it, const char *const *args);
+
+#endif
