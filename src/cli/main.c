@@ -11,6 +11,8 @@ static const pn_cli_command_t commands[] = {
     {"worker", "execute commands from Kafka, exactly once", pn_cli_worker},
     {"audit", "check the exactly-once guarantee on the topics", pn_cli_audit},
     {"bench", "run a benchmark (engine)", pn_cli_bench},
+    {"produce", "publish commands given as JSON lines", pn_cli_produce},
+    {"consume", "print records of a Panther topic as JSON lines", pn_cli_consume},
 };
 
 static void usage(FILE *out) {
