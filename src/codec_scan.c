@@ -19,7 +19,8 @@ typedef struct scan {
     const uint8_t *p;
     const uint8_t *end;
     size_t budget;     /* collection elements still allowed */
-    const char *field; /* innermost record field, for messages */
+    avro_schema_t record; /* innermost record, for messages */
+    int field;            /* its field being read, -1 for none */
     int64_t top_branch;
     char *errstr;
     size_t errstr_size;
@@ -34,9 +35,12 @@ scan_fail(scan_t *s, const uint8_t *at, pn_err_t err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    const char *field = s->field >= 0 ? avro_schema_record_field_name(
+                                            s->record, s->field)
+                                      : NULL;
     return pn_err_set(s->errstr, s->errstr_size, err, "byte %zu%s%s%s: %s",
-                      (size_t)(at - s->base), s->field ? " (field " : "",
-                      s->field ? s->field : "", s->field ? ")" : "", what);
+                      (size_t)(at - s->base), field ? " (field " : "",
+                      field ? field : "", field ? ")" : "", what);
 }
 
 static size_t scan_left(const scan_t *s) { return (size_t)(s->end - s->p); }
@@ -73,14 +77,14 @@ static int64_t zigzag(uint64_t raw) {
 }
 
 static pn_err_t scan_long(scan_t *s, int64_t *v) {
-    uint64_t raw;
+    uint64_t raw = 0;
     pn_err_t err = scan_varint(s, 10, &raw);
     *v = err ? 0 : zigzag(raw);
     return err;
 }
 
 static pn_err_t scan_int(scan_t *s, int64_t *v) {
-    uint64_t raw;
+    uint64_t raw = 0;
     pn_err_t err = scan_varint(s, 5, &raw);
     *v = err ? 0 : zigzag(raw);
     return err;
@@ -236,7 +240,8 @@ static pn_err_t scan_blocks(scan_t *s, avro_schema_t inner, bool map,
 static pn_err_t scan_record(scan_t *s, avro_schema_t schema, int depth) {
     size_t n = avro_schema_record_size(schema);
     for (size_t i = 0; i < n; i++) {
-        s->field = avro_schema_record_field_name(schema, (int)i);
+        s->record = schema;
+        s->field = (int)i;
         pn_err_t err = scan_value(
             s, avro_schema_record_field_get_by_index(schema, (int)i),
             depth + 1);
@@ -295,12 +300,13 @@ pn_err_t pn_codec__scan(avro_schema_t schema, const uint8_t *data, size_t len,
                 .p = data + start,
                 .end = data + len,
                 .budget = len - start + SCAN_EXTRA_ELEMENTS,
+                .field = -1,
                 .top_branch = -1,
                 .errstr = errstr,
                 .errstr_size = errstr_size};
     pn_err_t err = scan_value(&s, schema, 0);
     if (!err && s.p != s.end) {
-        s.field = NULL;
+        s.field = -1;
         err = scan_fail(&s, s.p, PN_ERR_MALFORMED,
                         "%zu trailing bytes after the record", scan_left(&s));
     }
