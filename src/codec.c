@@ -47,10 +47,16 @@ typedef struct layout_ctx {
 } layout_ctx_t;
 
 /* Index of a field by name; a missing required field fails the codec, since
- * it means schemas/ and this code disagree. */
+ * it means schemas/ and this code disagree. Searched by hand because Avro
+ * C's lookup writes its process-wide error buffer on a miss, and codecs are
+ * created on several threads at once. */
 static int field(layout_ctx_t *lc, avro_schema_t record, const char *name,
                  bool required) {
-    int idx = avro_schema_record_field_get_index(record, name);
+    int idx = -1;
+    size_t n = is_avro_record(record) ? avro_schema_record_size(record) : 0;
+    for (size_t i = 0; i < n && idx < 0; i++)
+        if (strcmp(avro_schema_record_field_name(record, (int)i), name) == 0)
+            idx = (int)i;
     if (idx < 0 && required && !lc->err)
         lc->err = pn_err_set(lc->errstr, lc->errstr_size, PN_ERR_INTERNAL,
                              "schema %s has no field \"%s\"",

@@ -96,13 +96,16 @@ static pn_err_t frame_plain_update(pn_codec_t *codec, const uint8_t *data,
         return PN_ERR_OK;
     }
     if (len >= CONFLUENT_HEADER) {
-        char ignored[64];
+        char id_why[640] = "";
         pn_err_t id_err = pn_codec__writer_by_id(
-            codec, (int32_t)pn_be32_read(data + 1), &body->writer, ignored,
-            sizeof ignored);
-        if (!id_err || id_err != PN_ERR_UNKNOWN_SCHEMA)
-            return frame_confluent(codec, data, len, body, errstr,
-                                   errstr_size);
+            codec, (int32_t)pn_be32_read(data + 1), &body->writer, id_why,
+            sizeof id_why);
+        body->start = CONFLUENT_HEADER;
+        if (!id_err)
+            return PN_ERR_OK;
+        if (id_err != PN_ERR_UNKNOWN_SCHEMA) /* e.g. registry down */
+            return pn_err_set(errstr, errstr_size, id_err, "command: %s",
+                              id_why);
     }
     return pn_err_set(errstr, errstr_size, err, "command: %s", why);
 }

@@ -722,6 +722,40 @@ static void test_incompatible_registration(void) {
     PN_REQUIRE_OK(decode(codec, rec.b, rec.n, &d, errstr));
     PN_ASSERT(d.type == PN_CMD_UPDATE && d.quantity == 8);
     pn_command_release(&d);
+    /* A nested union with a branch we cannot read: resolvable as a
+     * schema, INCOMPATIBLE_SCHEMA only for data in that branch. */
+    static const char cancel_json[] =
+        "{\"type\":\"record\",\"name\":\"CancelReservation\","
+        "\"namespace\":\"panther.inventory\",\"fields\":["
+        "{\"name\":\"id\",\"type\":\"string\"},"
+        "{\"name\":\"orderId\",\"type\":\"string\"},"
+        "{\"name\":\"skuId\",\"type\":\"string\"},"
+        "{\"name\":\"fulfillmentNodeId\",\"type\":\"string\"},"
+        "{\"name\":\"quantity\",\"type\":[\"null\",\"int\",\"string\"]},"
+        "{\"name\":\"by\",\"type\":\"string\"},"
+        "{\"name\":\"at\",\"type\":\"long\"}]}";
+    PN_REQUIRE_OK(pn_codec_register_writer_schema(codec, cancel_json, errstr,
+                                                  ERRSZ));
+    for (int branch = 0; branch < 3; branch++) {
+        rec.n = 0;
+        single_object_header(&rec, cancel_json);
+        for (int i = 0; i < 4; i++)
+            put_str(&rec, "x");
+        put_long(&rec, branch);
+        if (branch == 1)
+            put_long(&rec, 6);
+        if (branch == 2)
+            put_str(&rec, "six");
+        put_str(&rec, "x");
+        put_long(&rec, 1);
+        pn_err_t err = decode(codec, rec.b, rec.n, &d, errstr);
+        PN_ASSERT_EQ_INT(err, branch == 2 ? PN_ERR_INCOMPATIBLE_SCHEMA
+                                          : PN_ERR_OK);
+        PN_ASSERT(err || (d.type == PN_CMD_CANCEL &&
+                          d.has_quantity == (branch == 1) &&
+                          (branch != 1 || d.quantity == 6)));
+        pn_command_release(&d);
+    }
     pn_codec_free(codec);
 }
 
