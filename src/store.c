@@ -28,6 +28,8 @@
 #define MIN_CF_WRITE_BUFFER ((uint64_t)64 << 10)
 #define MAX_WRITE_BUFFERS 2
 #define BLOOM_BITS_PER_KEY 10.0
+#define CACHE_SHARD_MIN (4 * MIB)
+#define CACHE_SHARD_BITS_MAX 4
 #define MAX_OPEN_FILES 512
 #define KEEP_INFO_LOGS 3
 
@@ -45,8 +47,8 @@ struct pn_store_batch_s {
 static const unsigned cf_write_share[PN_STORE_CF__COUNT] = {
     [PN_STORE_CF_DEFAULT] = 1, [PN_STORE_CF_EVENTS] = 4,
     [PN_STORE_CF_SNAPSHOTS] = 3, [PN_STORE_CF_DEDUP] = 3,
-    [PN_STORE_CF_META] = 1};
-#define WRITE_SHARES_TOTAL 12
+    [PN_STORE_CF_DEDUP_INDEX] = 1, [PN_STORE_CF_META] = 1};
+#define WRITE_SHARES_TOTAL 13
 
 /* --- errors ------------------------------------------------------------- */
 
@@ -87,13 +89,37 @@ static rocksdb_block_based_table_options_t *table_options(pn_store_t *store,
     rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
         bbto, 1);
     rocksdb_block_based_options_set_format_version(bbto, 5);
+    /* Partitioned index and filters: a whole-file filter of a large table
+     * is bigger than a cache shard, so it would be read from disk again on
+     * every lookup; 4 KiB partitions cache like data blocks, and only the
+     * small top level is pinned. */
+    rocksdb_block_based_options_set_index_type(
+        bbto, rocksdb_block_based_table_index_type_two_level_index_search);
+    rocksdb_block_based_options_set_metadata_block_size(bbto, 4096);
+    rocksdb_block_based_options_set_pin_top_level_index_and_filter(bbto, 1);
     if (bloom) {
         /* The table options take ownership of the policy. */
         rocksdb_block_based_options_set_filter_policy(
             bbto, rocksdb_filterpolicy_create_bloom_full(BLOOM_BITS_PER_KEY));
+        rocksdb_block_based_options_set_partition_filters(bbto, 1);
         rocksdb_block_based_options_set_whole_key_filtering(bbto, 1);
     }
     return bbto;
+}
+
+/* The shared LRU cache, with shards of at least CACHE_SHARD_MIN so that a
+ * large block (a top-level index, a big value) fits in one. One thread
+ * reads the store, so few shards cost no contention. */
+static rocksdb_cache_t *cache_create(uint64_t bytes) {
+    int bits = 0;
+    while (bits < CACHE_SHARD_BITS_MAX && (bytes >> (bits + 1)) >= CACHE_SHARD_MIN)
+        bits++;
+    rocksdb_lru_cache_options_t *o = rocksdb_lru_cache_options_create();
+    rocksdb_lru_cache_options_set_capacity(o, (size_t)bytes);
+    rocksdb_lru_cache_options_set_num_shard_bits(o, bits);
+    rocksdb_cache_t *cache = rocksdb_cache_create_lru_opts(o);
+    rocksdb_lru_cache_options_destroy(o);
+    return cache;
 }
 
 static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
@@ -107,6 +133,10 @@ static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
     rocksdb_options_set_compression(o, rocksdb_lz4_compression);
     rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
     bool point_reads = cf == PN_STORE_CF_SNAPSHOTS || cf == PN_STORE_CF_DEDUP;
+    if (cf == PN_STORE_CF_DEDUP_INDEX)
+        /* Appended once per command and only scanned by expiry: an
+         * unsorted memtable makes the insert O(1), sorted at flush. */
+        rocksdb_options_set_memtable_vector_rep(o);
     if (cf == PN_STORE_CF_DEDUP) {
         /* Most dedup lookups miss (a new command id): a memtable bloom
          * answers them without walking the skiplist. */
@@ -129,7 +159,7 @@ static pn_err_t store_configure(pn_store_t *store,
     store->fold = opts->fold_format_version ? opts->fold_format_version
                                             : PN_FOLD_FORMAT_VERSION;
     store->retention_ms = opts->event_retention_ms;
-    store->cache = rocksdb_cache_create_lru((size_t)cache_bytes);
+    store->cache = cache_create(cache_bytes);
     store->db_opts = rocksdb_options_create();
     rocksdb_options_t *o = store->db_opts;
     rocksdb_options_set_create_if_missing(o, 1);
@@ -138,6 +168,8 @@ static pn_err_t store_configure(pn_store_t *store,
     rocksdb_options_set_max_open_files(o, MAX_OPEN_FILES);
     rocksdb_options_set_max_background_jobs(o, 2);
     rocksdb_options_set_keep_log_file_num(o, KEEP_INFO_LOGS);
+    /* One writer thread; and the vector memtable requires it. */
+    rocksdb_options_set_allow_concurrent_memtable_write(o, 0);
     /* A torn last WAL record (kill -9 mid-write) is dropped; everything
      * before it is recovered. */
     rocksdb_options_set_wal_recovery_mode(o, 2 /* kPointInTimeRecovery */);
@@ -214,10 +246,14 @@ static pn_err_t check_column_families(pn_store_t *store, char *errstr,
     char *rerr = NULL;
     char **names =
         rocksdb_list_column_families(store->db_opts, store->path, &n, &rerr);
-    if (rerr)
+    if (rerr) {
+        /* The C API returns an (empty) array even on failure. */
+        if (names)
+            rocksdb_list_column_families_destroy(names, n);
         return open_fail(store, rerr, true,
                          "cannot read the database description",
                          errstr, errstr_size);
+    }
     pn_err_t err = PN_ERR_OK;
     for (size_t i = 0; i < n && !err; i++)
         if (cf_index(names[i]) < 0)
@@ -671,7 +707,7 @@ pn_err_t pn_store_batch_put_dedup(pn_store_batch_t *batch, pn_str_t stream_key,
                                         entry->partition, entry->seq,
                                         entry->at_ms);
     if (!err)
-        err = record_end(batch, PN_STORE_CF_DEDUP, key_start, NULL, 0);
+        err = record_end(batch, PN_STORE_CF_DEDUP_INDEX, key_start, NULL, 0);
     if (err) {
         log->len = start;
         batch->count = count;

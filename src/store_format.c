@@ -7,7 +7,7 @@
 #include <string.h>
 
 const char *const pn_store__cf_names[PN_STORE_CF__COUNT] = {
-    "default", "events", "snapshots", "dedup", "meta"};
+    "default", "events", "snapshots", "dedup", "dedup_index", "meta"};
 
 /* Layout byte of the dedup and meta values. */
 #define VALUE_LAYOUT 1u
@@ -134,16 +134,15 @@ void pn_store__partition_key(uint8_t *out, int32_t partition) {
 }
 
 void pn_store__dedup_index_head(uint8_t *out, int32_t partition) {
-    out[0] = PN_STORE_DEDUP_INDEX_TAG;
-    pn_be32_write(out + 1, (uint32_t)partition);
+    pn_be32_write(out, (uint32_t)partition);
 }
 
 size_t pn_store__dedup_index_at(uint8_t *out, int32_t partition,
                                 int64_t at_ms) {
     pn_store__dedup_index_head(out, partition);
     /* Flipping the sign bit makes signed times sort as unsigned bytes. */
-    pn_be64_write(out + 5, (uint64_t)at_ms ^ SIGN_BIT);
-    return 13;
+    pn_be64_write(out + 4, (uint64_t)at_ms ^ SIGN_BIT);
+    return PN_STORE_DEDUP_INDEX_SEQ_AT;
 }
 
 pn_err_t pn_store__dedup_key(pn_buf_t *out, pn_str_t stream_key,
@@ -179,14 +178,14 @@ pn_err_t pn_store__dedup_index_parse(const void *key, size_t len,
     const uint8_t *k = key;
     pn_str_t stream;
     size_t prefix_len;
-    if (len < PN_STORE_DEDUP_INDEX_HEAD || k[0] != PN_STORE_DEDUP_INDEX_TAG ||
+    if (len < PN_STORE_DEDUP_INDEX_HEAD ||
         !pn_store__parse_prefix(k + PN_STORE_DEDUP_INDEX_HEAD,
                                 len - PN_STORE_DEDUP_INDEX_HEAD, &stream,
                                 &prefix_len))
         return PN_ERR_STORE_CORRUPT;
-    *partition = (int32_t)pn_be32_read(k + 1);
-    *at_ms = (int64_t)(pn_be64_read(k + 5) ^ SIGN_BIT);
-    *seq = pn_be64_read(k + 13);
+    *partition = (int32_t)pn_be32_read(k);
+    *at_ms = (int64_t)(pn_be64_read(k + 4) ^ SIGN_BIT);
+    *seq = pn_be64_read(k + PN_STORE_DEDUP_INDEX_SEQ_AT);
     *entry_key = k + PN_STORE_DEDUP_INDEX_HEAD;
     *entry_key_len = len - PN_STORE_DEDUP_INDEX_HEAD;
     return PN_ERR_OK;

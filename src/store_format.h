@@ -14,16 +14,17 @@
  *          varint reserved, varint count, count x (varint n, order id
  *          bytes, varint quantity); nothing may follow.
  * Column family "dedup"
- *   key    [u16 BE n][stream key][command id]               (the entry)
+ *   key    [u16 BE n][stream key][command id]
  *   value  [u8 layout = 1] zigzag partition, varint seq, zigzag at_ms,
  *          u8 command type, u8 status, u8 reason + 1, u8 duplicate,
  *          zigzag version, on_hand, reserved, available
- *   key    [0xFF][u32 BE partition][u64 BE at_ms ^ 2^63][u64 BE seq]
- *          [u16 BE n][stream key][command id]               (the index)
+ * Column family "dedup_index"
+ *   key    [u32 BE partition][u64 BE at_ms ^ 2^63][u64 BE seq]
+ *          [u16 BE n][stream key][command id]   (the dedup key it names)
  *   value  empty
- *   The index orders a partition's entries by command time so that
- *   expiry reads only the entries that may expire. Entry keys start with
- *   the high byte of n (0..2), so 0xFF keeps the index after all entries.
+ *   Orders a partition's entries by command time so that expiry reads only
+ *   the entries that may expire. Only ever scanned, never looked up, so
+ *   it lives in its own family with an append-only (vector) memtable.
  * Column family "meta"
  *   "format"                  -> u32 BE store format version
  *   "p" + u32 BE partition    -> [u8 layout = 1] zigzag events_offset,
@@ -50,9 +51,9 @@
 #define PN_STORE_META_FORMAT_KEY "format"
 #define PN_STORE_META_PARTITION_TAG 'p'
 #define PN_STORE_META_PARTITION_KEY_LEN 5
-#define PN_STORE_DEDUP_INDEX_TAG 0xFFu
-/* tag + partition + at + seq */
-#define PN_STORE_DEDUP_INDEX_HEAD 21
+/* partition + at + seq */
+#define PN_STORE_DEDUP_INDEX_HEAD 20
+#define PN_STORE_DEDUP_INDEX_SEQ_AT 12
 
 /** Longest stream key the store accepts (any valid canonical key fits). */
 #define PN_STORE_STREAM_MAX (PN_STREAM_KEY_MAX - 1)
@@ -69,6 +70,7 @@ typedef enum {
     PN_STORE_CF_EVENTS,
     PN_STORE_CF_SNAPSHOTS,
     PN_STORE_CF_DEDUP,
+    PN_STORE_CF_DEDUP_INDEX,
     PN_STORE_CF_META,
     PN_STORE_CF__COUNT
 } pn_store_cf_t;
@@ -107,8 +109,8 @@ size_t pn_store__successor(uint8_t *key, size_t len);
 /** Writes the meta key of a partition (PN_STORE_META_PARTITION_KEY_LEN). */
 void pn_store__partition_key(uint8_t *out, int32_t partition);
 
-/** Writes [0xFF][u32 BE partition] (5 bytes), the head of the partition's
- *  dedup index; with an at_ms it is PN_STORE_DEDUP_INDEX_HEAD - 8 bytes. */
+/** Writes [u32 BE partition] (4 bytes), the head of the partition's dedup
+ *  index keys; with an at_ms, 12 bytes (returned). */
 void pn_store__dedup_index_head(uint8_t *out, int32_t partition);
 size_t pn_store__dedup_index_at(uint8_t *out, int32_t partition,
                                 int64_t at_ms);

@@ -155,8 +155,9 @@ static pn_err_t expire_dedup_entry(pn_store_t *store, const uint8_t *index_key,
         (*deleted)++;
     }
     rocksdb_free(v);
-    rocksdb_writebatch_delete_cf(store->wb, cf, (const char *)index_key,
-                                 index_len);
+    rocksdb_writebatch_delete_cf(store->wb,
+                                 store->cf[PN_STORE_CF_DEDUP_INDEX],
+                                 (const char *)index_key, index_len);
     return maybe_flush(store, false, "expire dedup");
 }
 
@@ -182,14 +183,14 @@ pn_err_t pn_store_expire_dedup(pn_store_t *store, int32_t partition,
     int64_t cutoff_ms; /* entries with at_ms < cutoff_ms are old enough */
     if (__builtin_sub_overflow(meta->dedup_max_at_ms, window_ms, &cutoff_ms))
         return PN_ERR_OK;
-    uint8_t lower[5], upper[13];
+    uint8_t lower[4], upper[PN_STORE_DEDUP_INDEX_SEQ_AT];
     pn_store__dedup_index_head(lower, partition);
     pn_store__dedup_index_at(upper, partition, cutoff_ms);
     rocksdb_readoptions_t *ro = maint_ro();
     rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper,
                                                 sizeof upper);
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_DEDUP]);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(
+        store->db, ro, store->cf[PN_STORE_CF_DEDUP_INDEX]);
     rocksdb_writebatch_clear(store->wb);
     uint64_t deleted = 0;
     pn_err_t err = PN_ERR_OK;
@@ -198,7 +199,8 @@ pn_err_t pn_store_expire_dedup(pn_store_t *store, int32_t partition,
         size_t klen;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
         if (klen >= PN_STORE_DEDUP_INDEX_HEAD &&
-            behind(meta, pn_be64_read(k + 13), min_commands))
+            behind(meta, pn_be64_read(k + PN_STORE_DEDUP_INDEX_SEQ_AT),
+                   min_commands))
             err = expire_dedup_entry(store, k, klen, &deleted);
     }
     if (!err)
@@ -249,8 +251,6 @@ static pn_err_t drop_streams(drop_ctx_t *ctx, pn_store_cf_t cf) {
         size_t klen, prefix_len;
         pn_str_t stream;
         const char *k = rocksdb_iter_key(it, &klen);
-        if ((uint8_t)k[0] == PN_STORE_DEDUP_INDEX_TAG && cf == PN_STORE_CF_DEDUP)
-            break; /* the index: dropped per partition below */
         if (!pn_store__parse_prefix(k, klen, &stream, &prefix_len)) {
             err = PN_ERR_STORE_CORRUPT;
             break;
@@ -272,15 +272,15 @@ static pn_err_t drop_streams(drop_ctx_t *ctx, pn_store_cf_t cf) {
 /* The partition's index keys whose stream is owned. */
 static pn_err_t drop_dedup_index(drop_ctx_t *ctx, int32_t partition) {
     pn_store_t *store = ctx->store;
-    uint8_t lower[5], upper[5];
+    uint8_t lower[4], upper[4];
     pn_store__dedup_index_head(lower, partition);
     memcpy(upper, lower, sizeof upper);
     size_t upper_len = pn_store__successor(upper, sizeof upper);
     rocksdb_readoptions_t *ro = maint_ro();
     rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper,
                                                 upper_len);
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_DEDUP]);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(
+        store->db, ro, store->cf[PN_STORE_CF_DEDUP_INDEX]);
     pn_err_t err = PN_ERR_OK;
     for (rocksdb_iter_seek(it, (const char *)lower, sizeof lower);
          !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
@@ -297,7 +297,7 @@ static pn_err_t drop_dedup_index(drop_ctx_t *ctx, int32_t partition) {
                                            &prefix_len) &&
             ctx->owns(ctx->opaque, stream))
             rocksdb_writebatch_delete_cf(
-                store->wb, store->cf[PN_STORE_CF_DEDUP], k, klen);
+                store->wb, store->cf[PN_STORE_CF_DEDUP_INDEX], k, klen);
     }
     if (!err)
         err = pn_store__iter_done(store, it, "drop partition");

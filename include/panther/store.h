@@ -1,12 +1,15 @@
 /*
  * Local state on RocksDB (DESIGN.md section 7). One database per worker with
- * four column families:
+ * these column families (byte layouts in src/store_format.h):
  *
  *   events     stream key + big-endian version -> command time + encoded
  *              InventoryEvent (opaque bytes to the store)
  *   snapshots  stream key -> fold format version, stream version, state
  *   dedup      stream key + command id -> partition, sequence, command time,
  *              outcome (the idempotency index)
+ *   dedup_index  partition + command time + sequence + dedup key, so that
+ *              expiry reads only what may expire (written with every dedup
+ *              entry; pn_store_batch_count() counts it)
  *   meta       store format version; per-partition checkpoint (next
  *              events-topic offset to apply) and idempotency watermark
  *
