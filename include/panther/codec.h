@@ -11,12 +11,20 @@
  *        fingerprint (little endian)     fingerprint must be one the codec
  *                                        knows (ours or a registered one)
  *   anything else                        plain Avro binary of our schema
+ * Plain Avro of UpdateInventory (union branch 0) also starts with 0x00:
+ * 0x00 0x00 is always Confluent framing (ids below 2^24), while 0x00 and a
+ * non-zero byte is read as a plain UpdateInventory when it is a valid one
+ * and as Confluent framing otherwise (see src/codec_command.c).
  * A writer schema other than ours is read through Avro schema resolution;
- * resolvers are built once per writer schema and cached.
+ * resolvers are built once per writer schema and cached. Avro C 1.11 does
+ * not apply reader defaults, so a writer lacking one of our fields is
+ * INCOMPATIBLE_SCHEMA even when our field has a default.
  *
  * Errors are typed (PN_ERR_TOO_LARGE, TRUNCATED, MALFORMED, UNKNOWN_BRANCH,
  * UNKNOWN_SCHEMA, INCOMPATIBLE_SCHEMA) with a message in errstr; no input
- * makes the decoder read out of bounds or crash.
+ * makes the decoder read out of bounds or crash. Input that ends early is
+ * TRUNCATED, except that a string or bytes length pointing past the end is
+ * MALFORMED; strings must be valid UTF-8.
  *
  * A codec is not thread-safe: use one per thread.
  */
@@ -53,13 +61,17 @@ typedef enum {
  * Finds the writer schema of a Confluent-framed record. On success sets
  * *schema_json to a malloc'd NUL-terminated JSON string that the codec
  * frees. Called at most once per schema id (results are cached).
+ * PN_ERR_NOT_FOUND (or UNKNOWN_SCHEMA) means the registry has no such id:
+ * cached too (up to 1024 unknown ids), decode gives UNKNOWN_SCHEMA. Any
+ * other error is returned by decode as is and not cached, so a registry
+ * outage can be retried.
  */
 typedef pn_err_t (*pn_schema_lookup_fn)(void *opaque, int32_t schema_id,
                                         char **schema_json, char *errstr,
                                         size_t errstr_size);
 
 typedef struct pn_codec_config {
-    size_t max_record_bytes;     /* 0 = default, 1 MiB */
+    size_t max_record_bytes;     /* 0 = default, 1 MiB; decode and encode */
     pn_schema_lookup_fn lookup;  /* may be NULL: Confluent ids unknown */
     void *lookup_opaque;
 } pn_codec_config_t;
