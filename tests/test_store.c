@@ -1227,6 +1227,8 @@ static char **writer_env(const char *dir, bool sync) {
         n++;
     char **env = calloc(n + 3, sizeof *env);
     static char dir_var[4200];
+    if (!env)
+        return NULL;
     static char sync_var[] = CRASH_SYNC_ENV "=1";
     snprintf(dir_var, sizeof dir_var, "%s=%s", CRASH_ENV, dir);
     size_t k = 0;
@@ -1246,6 +1248,7 @@ static uint64_t crash_round(const char *dir, bool sync, int delay_ms) {
     int fds[2];
     PN_REQUIRE(pipe(fds) == 0);
     char **env = writer_env(dir, sync);
+    PN_REQUIRE(env != NULL);
     char *argv[] = {"test_store", NULL};
     pid_t pid = fork();
     PN_REQUIRE(pid >= 0);
