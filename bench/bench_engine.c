@@ -27,6 +27,7 @@ typedef struct options {
     uint64_t batch;
     uint64_t seed;
     bool json;
+    bool skip_baseline; /* for profiling the engine alone */
     const char *dir;
 } options_t;
 
@@ -267,7 +268,8 @@ static void usage(FILE *out) {
             "  --batch B     commands per committed batch (default 1000)\n"
             "  --seed X      generator seed (default 1)\n"
             "  --dir D       where the stores go (default $TMPDIR or /tmp)\n"
-            "  --json        print one JSON object instead of a table\n");
+            "  --json        print one JSON object instead of a table\n"
+            "  --skip-baseline  run the engine only (for profiling)\n");
 }
 
 static int parse_args(int argc, char **argv, options_t *o) {
@@ -278,6 +280,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
         {"seed", required_argument, NULL, 'x'},
         {"dir", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},
+        {"skip-baseline", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -300,6 +303,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
             o->dir = optarg;
         } else if (c == 'j') {
             o->json = true;
+        } else if (c == 'k') {
+            o->skip_baseline = true;
         } else if (c == 'h') {
             usage(stdout);
             return -1;
@@ -332,7 +337,7 @@ int pn_bench_engine_main(int argc, char **argv) {
     engine_result_t r = {0};
     double base_s = 0;
     rc = run_engine(&o, engine_dir, &r);
-    if (!rc)
+    if (!rc && !o.skip_baseline)
         rc = run_baseline(&o, base_dir, r.keys, r.bytes, &base_s);
     pn_bench_rmdir(root);
     free(root);
@@ -340,7 +345,7 @@ int pn_bench_engine_main(int argc, char **argv) {
         return rc;
 
     double cps = (double)o.commands / r.seconds;
-    double base_cps = (double)o.commands / base_s;
+    double base_cps = base_s > 0 ? (double)o.commands / base_s : 0;
     if (o.json) {
         printf("{\"bench\":\"engine\",\"streams\":%" PRIu64 ",\"commands\":%" PRIu64
                ",\"batch\":%" PRIu64 ",\"commands_per_s\":%.0f,"

@@ -188,28 +188,39 @@ static pn_err_t fold_stored_event(void *opaque, int64_t version,
 }
 
 /*
- * The committed state of a stream from the store: its snapshot, then any
- * stored events after it. *rebuilt is true when events were folded, so the
- * caller should write a fresh snapshot.
+ * The committed state of a stream from the store. Every commit writes the
+ * snapshot of each stream it changed, so a current snapshot is the whole
+ * story and no snapshot means a new stream. A stale one (another fold
+ * format version) is rebuilt from the stored events; *rebuilt tells the
+ * caller to write the fresh snapshot over it.
  */
 static pn_err_t load_from_store(pn_engine_t *engine, pn_str_t key,
                                 pn_state_t *state, bool *rebuilt,
                                 char *errstr, size_t errstr_size) {
-    bool found;
-    pn_err_t err = pn_store_get_snapshot(engine->store, key, state, &found);
+    pn_snapshot_status_t status;
+    *rebuilt = false;
+    pn_err_t err = pn_store_get_snapshot(engine->store, key, state, &status);
     if (err)
         return pn_err_set(errstr, errstr_size, err,
                           "reading snapshot of %.*s: %s", (int)key.len,
                           key.ptr, pn_err_str(err));
-    int64_t before = state->version;
+    if (status != PN_SNAPSHOT_STALE)
+        return PN_ERR_OK;
     fold_ctx_t ctx = {engine, state, PN_ERR_OK, errstr, errstr_size};
-    err = pn_store_scan_events(engine->store, key, state->version + 1,
-                               fold_stored_event, &ctx);
+    err = pn_store_scan_events(engine->store, key, 1, fold_stored_event, &ctx);
+    if (!err && state->version == 0)
+        /* Its events expired after the snapshot covered them: only the
+         * events topic can rebuild it (delete the store and restart). */
+        err = pn_err_set(errstr, errstr_size, PN_ERR_STORE_VERSION,
+                         "stream %.*s: snapshot of an older fold format and "
+                         "no local events to rebuild it from; remove the "
+                         "local store to restore from the events topic",
+                         (int)key.len, key.ptr);
     if (err) {
         pn_state_clear(state);
         return err;
     }
-    *rebuilt = state->version != before;
+    *rebuilt = true;
     return PN_ERR_OK;
 }
 

@@ -133,9 +133,10 @@ static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
     rocksdb_options_set_compression(o, rocksdb_lz4_compression);
     rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
     bool point_reads = cf == PN_STORE_CF_SNAPSHOTS || cf == PN_STORE_CF_DEDUP;
-    if (cf == PN_STORE_CF_DEDUP_INDEX)
-        /* Appended once per command and only scanned by expiry: an
-         * unsorted memtable makes the insert O(1), sorted at flush. */
+    if (cf == PN_STORE_CF_DEDUP_INDEX || cf == PN_STORE_CF_EVENTS)
+        /* Appended once per command or event and only scanned by expiry
+         * and by a rare rebuild: an unsorted memtable makes the insert
+         * O(1), sorted at flush. */
         rocksdb_options_set_memtable_vector_rep(o);
     if (cf == PN_STORE_CF_DEDUP) {
         /* Most dedup lookups miss (a new command id): a memtable bloom
@@ -180,6 +181,7 @@ static pn_err_t store_configure(pn_store_t *store,
     rocksdb_writeoptions_set_sync(store->wo, opts->sync_writes ? 1 : 0);
     store->wb = rocksdb_writebatch_create();
     pn_buf_init(&store->key, 2 + PN_STORE_STREAM_MAX + PN_STORE_COMMAND_ID_MAX);
+    pn_buf_init(&store->order, SIZE_MAX);
     store->path = strdup(opts->path);
     return store->path ? PN_ERR_OK : PN_ERR_NOMEM;
 }
@@ -419,6 +421,7 @@ void pn_store_close(pn_store_t *store) {
     if (store->wb)
         rocksdb_writebatch_destroy(store->wb);
     pn_buf_free(&store->key);
+    pn_buf_free(&store->order);
     free(store->path);
     free(store);
 }
@@ -435,20 +438,12 @@ static pn_err_t store_get(pn_store_t *store, pn_store_cf_t cf,
     return rerr ? pn_store__fail(store, rerr, "read", NULL, 0) : PN_ERR_OK;
 }
 
-static pn_err_t delete_snapshot(pn_store_t *store, const uint8_t *key,
-                                size_t klen) {
-    char *rerr = NULL;
-    rocksdb_delete_cf(store->db, store->wo, store->cf[PN_STORE_CF_SNAPSHOTS],
-                      (const char *)key, klen, &rerr);
-    return rerr ? pn_store__fail(store, rerr, "delete stale snapshot", NULL, 0)
-                : PN_ERR_OK;
-}
-
 pn_err_t pn_store_get_snapshot(pn_store_t *store, pn_str_t stream_key,
-                               pn_state_t *state, bool *found) {
-    if (!store || !state || !found || !pn_store__stream_ok(stream_key))
+                               pn_state_t *state,
+                               pn_snapshot_status_t *status) {
+    if (!store || !state || !status || !pn_store__stream_ok(stream_key))
         return PN_ERR_INVALID_ARG;
-    *found = false;
+    *status = PN_SNAPSHOT_NONE;
     pn_state_clear(state);
     uint8_t key[PN_STORE_PREFIX_MAX];
     size_t klen = pn_store__prefix(key, stream_key);
@@ -461,10 +456,9 @@ pn_err_t pn_store_get_snapshot(pn_store_t *store, pn_str_t stream_key,
     int64_t version;
     err = pn_store__snapshot_peek(v, vlen, &fold, &version);
     if (!err && fold != store->fold)
-        err = delete_snapshot(store, key, klen);
-    else if (!err)
-        err = pn_store__snapshot_decode(v, vlen, state);
-    *found = !err && fold == store->fold;
+        *status = PN_SNAPSHOT_STALE;
+    else if (!err && !(err = pn_store__snapshot_decode(v, vlen, state)))
+        *status = PN_SNAPSHOT_FOUND;
     rocksdb_free(v);
     return err;
 }
@@ -732,6 +726,43 @@ pn_err_t pn_store_batch_put_partition_meta(pn_store_batch_t *batch,
     return PN_ERR_OK;
 }
 
+/* Orders batch records by column family, then key, then position, so
+ * that a key written twice keeps its last value. */
+static int record_cmp(const void *a, const void *b) {
+    const uint8_t *x = *(const uint8_t *const *)a, *y = *(const uint8_t *const *)b;
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    size_t xl = pn_be32_read(x + 1), yl = pn_be32_read(y + 1);
+    int c = memcmp(x + RECORD_HEAD, y + RECORD_HEAD, xl < yl ? xl : yl);
+    if (c)
+        return c;
+    if (xl != yl)
+        return xl < yl ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* Collects the records of a batch sorted by key. RocksDB's memtable skip
+ * list inserts a run of ascending keys almost for free (it reuses the
+ * position of the previous insert), where random order pays a full search
+ * per key: sorting here is what lets a commit keep up with raw writes. */
+static pn_err_t sorted_records(pn_store_t *store, pn_store_batch_t *batch,
+                               uint8_t ***recordsp) {
+    pn_buf_reset(&store->order);
+    pn_err_t err = pn_buf_reserve(&store->order, batch->count * sizeof(uint8_t *));
+    if (err)
+        return err;
+    uint8_t **records = (uint8_t **)(void *)store->order.data;
+    size_t n = 0;
+    uint8_t *p = batch->log.data, *end = p + batch->log.len;
+    while (p < end && n < batch->count) {
+        records[n++] = p;
+        p += RECORD_HEAD + pn_be32_read(p + 1) + pn_be32_read(p + 5);
+    }
+    qsort(records, n, sizeof *records, record_cmp);
+    *recordsp = records;
+    return PN_ERR_OK;
+}
+
 pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
                          char *errstr, size_t errstr_size) {
     if (!store || !batch)
@@ -739,9 +770,14 @@ pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
                           "store commit: no store or batch");
     if (batch->count == 0)
         return PN_ERR_OK;
+    uint8_t **records;
+    pn_err_t err = sorted_records(store, batch, &records);
+    if (err)
+        return pn_err_set(errstr, errstr_size, err, "store commit: %s",
+                          pn_err_str(err));
     rocksdb_writebatch_clear(store->wb);
-    uint8_t *p = batch->log.data, *end = p + batch->log.len;
-    while (p < end) {
+    for (size_t i = 0; i < batch->count; i++) {
+        uint8_t *p = records[i];
         pn_store_cf_t cf = (pn_store_cf_t)p[0];
         size_t klen = pn_be32_read(p + 1), vlen = pn_be32_read(p + 5);
         uint8_t *k = p + RECORD_HEAD, *v = k + klen;
@@ -749,7 +785,6 @@ pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
             pn_be32_write(v, store->fold);
         rocksdb_writebatch_put_cf(store->wb, store->cf[cf], (const char *)k,
                                   klen, (const char *)v, vlen);
-        p = v + vlen;
     }
     char *rerr = NULL;
     rocksdb_write(store->db, store->wo, store->wb, &rerr);

@@ -24,6 +24,7 @@ struct pn_store_s {
     rocksdb_writeoptions_t *wo;   /* WAL on; sync per the options */
     rocksdb_writebatch_t *wb;     /* rebuilt by each commit, reused */
     pn_buf_t key;                 /* scratch for dedup keys */
+    pn_buf_t order;               /* a commit's records, sorted by key */
     uint32_t fold;                /* fold format version of this process */
     int64_t retention_ms;
     char last_error[PN_STORE_LAST_ERROR_MAX];

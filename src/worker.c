@@ -202,6 +202,9 @@ static pn_err_t consumer_new(pn_worker_t *w, char *errstr,
     };
     const pn_kafka_prop_t fixed[] = {
         {"group.id", w->opts.group_id},
+        /* Static membership: a restarted instance takes its partitions
+         * back at once instead of waiting for a rebalance. */
+        {"group.instance.id", w->opts.instance_id},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"isolation.level", "read_committed"},
@@ -292,10 +295,6 @@ pn_err_t pn_worker_new(const pn_worker_options_t *opts, pn_worker_t **workerp,
     }
     if (!err)
         err = producer_new(w, errstr, errstr_size);
-    if (!err && opts->exactly_once &&
-        !(w->group_metadata = rd_kafka_consumer_group_metadata(w->consumer)))
-        err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
-                         "no consumer group metadata");
     if (err) {
         pn_worker_free(w);
         return err;
@@ -314,8 +313,6 @@ void pn_worker_free(pn_worker_t *w) {
         rd_kafka_destroy(w->restore_consumer);
     if (w->producer)
         rd_kafka_destroy(w->producer);
-    if (w->group_metadata)
-        rd_kafka_consumer_group_metadata_destroy(w->group_metadata);
     if (w->to_restore)
         rd_kafka_topic_partition_list_destroy(w->to_restore);
     pn_engine_free(w->engine);
@@ -458,9 +455,14 @@ static pn_err_t run_transaction(pn_worker_t *w, char *errstr,
     if ((err = handle_all(w, errstr, errstr_size)))
         return err == PN_ERR_KAFKA_FENCED ? err : PN_ERR_KAFKA_ABORTABLE;
     rd_kafka_topic_partition_list_t *offsets = batch_offsets(w);
-    err = txn_step(rd_kafka_send_offsets_to_transaction(
-                       w->producer, offsets, w->group_metadata, -1),
+    /* The group metadata (member id, generation) changes with every
+     * rebalance and the broker checks it: take it fresh each time. */
+    rd_kafka_consumer_group_metadata_t *cgmd =
+        rd_kafka_consumer_group_metadata(w->consumer);
+    err = txn_step(rd_kafka_send_offsets_to_transaction(w->producer, offsets,
+                                                        cgmd, -1),
                    "send_offsets_to_transaction", errstr, errstr_size);
+    rd_kafka_consumer_group_metadata_destroy(cgmd);
     rd_kafka_topic_partition_list_destroy(offsets);
     if (err)
         return err;

@@ -19,7 +19,6 @@ struct pn_worker_s {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     rd_kafka_t *restore_consumer; /* group-less, read_committed */
-    rd_kafka_consumer_group_metadata_t *group_metadata;
     int32_t n_partitions; /* of the commands and the events topics */
     volatile sig_atomic_t stop;
 

@@ -306,3 +306,75 @@ int pn_it_run_panther(pn_it_t *it, const char *const *args) {
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+static uint64_t gen_rand(pn_it_gen_t *g) {
+    uint64_t z = (g->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void pn_it_gen_init(pn_it_gen_t *g, uint64_t seed, int n_streams) {
+    memset(g, 0, sizeof *g);
+    g->rng = seed;
+    g->seed = seed;
+    g->n_streams = n_streams;
+}
+
+pn_command_t pn_it_gen_next(pn_it_gen_t *g) {
+    uint64_t n = g->next++;
+    int s = (int)(gen_rand(g) % (uint64_t)g->n_streams);
+    unsigned roll = (unsigned)(gen_rand(g) % 100);
+    /* About 2% resend an earlier id: duplicates the window must catch. */
+    uint64_t id_n = roll < 2 && n > 10 ? n - 1 - gen_rand(g) % 10 : n;
+    snprintf(g->id, sizeof g->id, "cmd-%llu-%llu", (unsigned long long)g->seed,
+             (unsigned long long)id_n);
+    snprintf(g->sku, sizeof g->sku, "SKU-%d", s / 3);
+    snprintf(g->node, sizeof g->node, "DC-%d", s % 3);
+    snprintf(g->order, sizeof g->order, "ord-%d-%llu", s,
+             (unsigned long long)(gen_rand(g) % 20));
+    roll = (unsigned)(gen_rand(g) % 100);
+    pn_command_type_t type = roll < 15   ? PN_CMD_UPDATE
+                             : roll < 65 ? PN_CMD_RESERVE
+                             : roll < 82 ? PN_CMD_CANCEL
+                                         : PN_CMD_SHIP;
+    bool has_q = type == PN_CMD_UPDATE || type == PN_CMD_RESERVE ||
+                 gen_rand(g) % 2;
+    int32_t q = type == PN_CMD_UPDATE ? (int32_t)(gen_rand(g) % 200)
+                                      : 1 + (int32_t)(gen_rand(g) % 8);
+    return pn_it_cmd(type, g->id, type == PN_CMD_UPDATE ? NULL : g->order,
+                     g->sku, g->node, has_q, q);
+}
+
+void pn_it_sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+pid_t pn_it_send_async(pn_it_t *it, uint64_t seed, int n_streams, int n,
+                       int rate) {
+    fflush(NULL);
+    pid_t pid = fork();
+    PN_REQUIRE(pid >= 0);
+    if (pid > 0)
+        return pid;
+    /* The parent's client threads do not exist here: make a new one. */
+    it->producer = client(it->bootstrap, RD_KAFKA_PRODUCER, false);
+    pn_it_gen_t g;
+    pn_it_gen_init(&g, seed, n_streams);
+    int per_tick = rate / 100 > 0 ? rate / 100 : 1;
+    for (int i = 0; i < n; i++) {
+        pn_command_t c = pn_it_gen_next(&g);
+        pn_it_send(it, &c, false);
+        if (i % per_tick == per_tick - 1)
+            pn_it_sleep_ms(10);
+    }
+    int rc = rd_kafka_flush(it->producer, 60000) ? 1 : 0;
+    _exit(rc);
+}
+
+int pn_it_wait_child(pid_t pid) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

@@ -76,3 +76,28 @@ const pn_outcome_record_t *pn_it_find_outcome(const pn_it_outcome_t *o,
 int pn_it_run_panther(pn_it_t *it, const char *const *args);
 
 #endif
+
+/* A mixed workload: restocks, reservations, cancellations and shipments
+ * over n_streams streams, with some resends of earlier ids. Deterministic
+ * for a seed. */
+typedef struct pn_it_gen {
+    uint64_t rng;
+    uint64_t seed;
+    int n_streams;
+    uint64_t next;
+    char id[64], order[64], sku[32], node[16];
+} pn_it_gen_t;
+
+void pn_it_gen_init(pn_it_gen_t *g, uint64_t seed, int n_streams);
+/** The next command; its strings live in g until the next call. */
+pn_command_t pn_it_gen_next(pn_it_gen_t *g);
+
+/** Forks a child that sends n commands from the generator at about
+ *  rate per second; returns its pid (wait with pn_it_wait_child). */
+pid_t pn_it_send_async(pn_it_t *it, uint64_t seed, int n_streams, int n,
+                       int rate);
+/** Waits for a child; returns its exit status. */
+int pn_it_wait_child(pid_t pid);
+
+/** Sleeps ms milliseconds. */
+void pn_it_sleep_ms(int ms);

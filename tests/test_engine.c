@@ -314,11 +314,11 @@ static void test_stale_snapshot_rebuilt(void) {
     /* The next batch that touches it writes a snapshot of the new format. */
     run(&f, cmd(PN_CMD_UPDATE, "c4", NULL, "S1", 20, 4));
     commit(&f, 4);
-    bool found;
+    pn_snapshot_status_t status;
     pn_state_t snap;
     pn_state_init(&snap);
-    PN_REQUIRE_OK(pn_store_get_snapshot(f.store, pn_str_c("S1|DC1"), &snap, &found));
-    PN_ASSERT(found);
+    PN_REQUIRE_OK(pn_store_get_snapshot(f.store, pn_str_c("S1|DC1"), &snap, &status));
+    PN_ASSERT_EQ_INT(status, PN_SNAPSHOT_FOUND);
     PN_ASSERT_EQ_INT(snap.version, 4);
     pn_state_clear(&snap);
     pn_state_clear(&expected);

@@ -114,13 +114,13 @@ static void put_snapshot(fixture_t *f, const char *stream, int64_t version) {
 static bool snapshot_found(fixture_t *f, const char *stream,
                            int64_t *version) {
     pn_state_t s;
-    bool found = true;
+    pn_snapshot_status_t status;
     pn_state_init(&s);
-    PN_REQUIRE_OK(pn_store_get_snapshot(f->store, pn_str_c(stream), &s, &found));
+    PN_REQUIRE_OK(pn_store_get_snapshot(f->store, pn_str_c(stream), &s, &status));
     if (version)
         *version = s.version;
     pn_state_clear(&s);
-    return found;
+    return status == PN_SNAPSHOT_FOUND;
 }
 
 static pn_dedup_entry_t dedup_entry(int32_t partition, uint64_t seq,
@@ -299,10 +299,10 @@ static void test_round_trip_every_family(void) {
     PN_ASSERT_EQ_INT(sc.versions[1], 2);
     PN_ASSERT_EQ_STR(sc.data[1], "");
 
-    bool found = false;
+    pn_snapshot_status_t status;
     pn_state_init(&got);
-    PN_REQUIRE_OK(pn_store_get_snapshot(f.store, pn_str_c("sku|dc"), &got, &found));
-    PN_ASSERT(found);
+    PN_REQUIRE_OK(pn_store_get_snapshot(f.store, pn_str_c("sku|dc"), &got, &status));
+    PN_ASSERT_EQ_INT(status, PN_SNAPSHOT_FOUND);
     PN_ASSERT(pn_state_eq(&s, &got));
     PN_ASSERT_EQ_INT(got.reserved, 9);
     PN_ASSERT_EQ_INT(got.n_reservations, 3);
@@ -342,9 +342,9 @@ static void test_absent_keys(void) {
     commit(&f);
     pn_state_t s;
     make_state(&s, 9, 9, "junk", (int64_t)1, NULL);
-    bool found = true;
-    PN_REQUIRE_OK(pn_store_get_snapshot(f.store, pn_str_c("a|c"), &s, &found));
-    PN_ASSERT(!found);
+    pn_snapshot_status_t status;
+    PN_REQUIRE_OK(pn_store_get_snapshot(f.store, pn_str_c("a|c"), &s, &status));
+    PN_ASSERT_EQ_INT(status, PN_SNAPSHOT_NONE);
     PN_ASSERT_EQ_INT(s.version, 0);
     PN_ASSERT_EQ_INT(s.n_reservations, 0);
     PN_ASSERT(!snapshot_found(&f, "a|", NULL));
@@ -409,8 +409,9 @@ static void test_invalid_arguments(void) {
     PN_ASSERT_EQ_INT(sc.n, 1);
     pn_state_t s;
     bool found;
+    pn_snapshot_status_t status;
     pn_state_init(&s);
-    PN_ASSERT_EQ_INT(pn_store_get_snapshot(f.store, too_long, &s, &found),
+    PN_ASSERT_EQ_INT(pn_store_get_snapshot(f.store, too_long, &s, &status),
                      PN_ERR_INVALID_ARG);
     PN_ASSERT_EQ_INT(pn_store_get_partition_meta(f.store, -2, &m, &found),
                      PN_ERR_INVALID_ARG);
@@ -643,10 +644,14 @@ static void test_snapshot_of_other_fold_version(void) {
     reopen(&f, 2, 0);
     pn_state_t s;
     make_state(&s, 3, 3, NULL);
-    bool found = true;
-    PN_REQUIRE_OK(pn_store_get_snapshot(f.store, pn_str_c("a|b"), &s, &found));
-    PN_ASSERT(!found);
+    pn_snapshot_status_t status;
+    PN_REQUIRE_OK(pn_store_get_snapshot(f.store, pn_str_c("a|b"), &s, &status));
+    PN_ASSERT_EQ_INT(status, PN_SNAPSHOT_STALE);
     PN_ASSERT_EQ_INT(s.version, 0);
+    /* Stale snapshots stay until overwritten: a crash before the rebuilt
+     * one lands must not make the stream look new. */
+    PN_REQUIRE_OK(pn_store_get_snapshot(f.store, pn_str_c("a|b"), &s, &status));
+    PN_ASSERT_EQ_INT(status, PN_SNAPSHOT_STALE);
     pn_state_clear(&s);
     /* A batch committed to this store is stamped with its version 2. */
     put_snapshot(&f, "a|d", 9);
@@ -655,14 +660,20 @@ static void test_snapshot_of_other_fold_version(void) {
     PN_ASSERT(snapshot_found(&f, "a|d", &v));
     PN_ASSERT_EQ_INT(v, 9);
 
-    /* Back on fold 1: a|b was deleted when read, a|c (never read) is still
-     * good, and a|d carries version 2 so it is dropped now. */
+    /* Overwriting a stale snapshot makes it current. */
+    put_snapshot(&f, "a|b", 5);
+    commit(&f);
+    PN_ASSERT(snapshot_found(&f, "a|b", &v));
+    PN_ASSERT_EQ_INT(v, 5);
+
+    /* Back on fold 1: a|c (never rewritten) is good again, a|b and a|d
+     * carry version 2 so they are stale now. */
     reopen(&f, 1, 0);
     PN_ASSERT(!snapshot_found(&f, "a|b", NULL));
     PN_ASSERT(snapshot_found(&f, "a|c", NULL));
     PN_ASSERT(!snapshot_found(&f, "a|d", NULL));
     reopen(&f, 2, 0);
-    PN_ASSERT(!snapshot_found(&f, "a|d", NULL));
+    PN_ASSERT(snapshot_found(&f, "a|d", NULL));
     teardown(&f);
 }
 
@@ -756,11 +767,12 @@ static void test_corrupt_values(void) {
 
     pn_state_t s;
     bool found = true;
+    pn_snapshot_status_t status = PN_SNAPSHOT_FOUND;
     pn_state_init(&s);
-    PN_ASSERT_EQ_INT(pn_store_get_snapshot(f.store, pn_str_c("bad|snap"), &s, &found),
+    PN_ASSERT_EQ_INT(pn_store_get_snapshot(f.store, pn_str_c("bad|snap"), &s, &status),
                      PN_ERR_STORE_CORRUPT);
-    PN_ASSERT(!found);
-    PN_ASSERT_EQ_INT(pn_store_get_snapshot(f.store, pn_str_c("bad|short"), &s, &found),
+    PN_ASSERT(status != PN_SNAPSHOT_FOUND);
+    PN_ASSERT_EQ_INT(pn_store_get_snapshot(f.store, pn_str_c("bad|short"), &s, &status),
                      PN_ERR_STORE_CORRUPT);
     pn_dedup_entry_t e;
     PN_ASSERT_EQ_INT(pn_store_get_dedup(f.store, pn_str_c("bad|dedup"),

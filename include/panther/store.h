@@ -66,15 +66,24 @@ void pn_store_close(pn_store_t *store);
  *  errstr (reads, scans, maintenance) only report through here. */
 const char *pn_store_last_error(const pn_store_t *store);
 
+/** What pn_store_get_snapshot found. */
+typedef enum {
+    PN_SNAPSHOT_NONE,  /* no snapshot: the stream has no committed events */
+    PN_SNAPSHOT_FOUND, /* state holds the snapshot */
+    PN_SNAPSHOT_STALE, /* written by another fold format version: rebuild
+                          from the events and overwrite it */
+} pn_snapshot_status_t;
+
 /**
  * Reads the snapshot of a stream into state (initialised by the caller).
- * *found = false when there is none, or when its fold format version is not
- * the running one: such a snapshot is deleted on the spot and the caller
- * rebuilds from events.
+ * A stale snapshot is left in place until the caller overwrites it with the
+ * rebuilt state, so a crash in between cannot make the stream look new.
+ * state is left at the zero state unless the status is FOUND.
  */
 PN_MUST_CHECK pn_err_t pn_store_get_snapshot(pn_store_t *store,
                                              pn_str_t stream_key,
-                                             pn_state_t *state, bool *found);
+                                             pn_state_t *state,
+                                             pn_snapshot_status_t *status);
 
 /** Called once per event in version order; a non-OK return stops the scan
  *  and is returned by pn_store_scan_events. */
