@@ -332,6 +332,20 @@ void pn_worker_get_stats(const pn_worker_t *w, pn_worker_stats_t *stats) {
 
 /* --- a batch ---------------------------------------------------------------------- */
 
+/* Moves one partition back to a record's offset. */
+static void seek_back(pn_worker_t *w, const rd_kafka_message_t *m) {
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, rd_kafka_topic_name(m->rkt),
+                                      m->partition)->offset = m->offset;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(w->consumer, parts, 10000);
+    if (error) {
+        pn_log_kv(PN_LOG_ERROR, "cannot seek back",
+                  PN_LOG_STR("error", rd_kafka_error_string(error)));
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 /* Polls until the batch is full, the commit interval since its first
  * record has passed, or the worker is asked to stop. */
 static void collect_batch(pn_worker_t *w) {
@@ -345,8 +359,15 @@ static void collect_batch(pn_worker_t *w) {
             timeout = (int)left;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
-        if (w->to_restore->cnt)
-            break; /* assigned new partitions: restore them first */
+        if (w->to_restore->cnt) {
+            /* Assigned new partitions: restore them first. A record that
+             * slipped through goes back, so it is not skipped later. */
+            if (m && !m->err)
+                seek_back(w, m);
+            if (m)
+                rd_kafka_message_destroy(m);
+            break;
+        }
         if (!m) {
             if (deadline < 0)
                 return; /* idle: let the loop look at its flags */
@@ -453,7 +474,7 @@ static pn_err_t run_transaction(pn_worker_t *w, char *errstr,
     if (err)
         return err;
     if ((err = handle_all(w, errstr, errstr_size)))
-        return err == PN_ERR_KAFKA_FENCED ? err : PN_ERR_KAFKA_ABORTABLE;
+        return err;
     rd_kafka_topic_partition_list_t *offsets = batch_offsets(w);
     /* The group metadata (member id, generation) changes with every
      * rebalance and the broker checks it: take it fresh each time. */
@@ -503,6 +524,13 @@ static pn_err_t recover(pn_worker_t *w, pn_err_t cause, const char *why,
                         char *errstr, size_t errstr_size) {
     pn_engine_discard(w->engine);
     w->stats.aborts++;
+    /* Back off while failures repeat (a broker away, say), up to 5 s. */
+    if (w->consecutive_aborts < 6)
+        w->consecutive_aborts++;
+    if (w->consecutive_aborts > 1) {
+        useconds_t delay = 100000u << (w->consecutive_aborts - 1);
+        usleep(delay < 5000000u ? delay : 5000000u);
+    }
     pn_log_kv(PN_LOG_WARN, "batch aborted, rewinding",
               PN_LOG_STR("error", pn_err_name(cause)), PN_LOG_STR("detail", why),
               PN_LOG_UINT("commands", w->n_msgs));
@@ -540,10 +568,18 @@ static pn_err_t run_batch(pn_worker_t *w, char *errstr, size_t errstr_size) {
         err == PN_ERR_KAFKA_FENCED)
         return recover(w, err, why, errstr, errstr_size);
     if (err) {
-        pn_engine_discard(w->engine);
+        /* The engine or the store failed: abort the transaction so nothing
+         * of the batch is visible, then stop; a restart restores from the
+         * events topic. */
+        pn_log_kv(PN_LOG_ERROR, "batch failed outside Kafka",
+                  PN_LOG_STR("error", pn_err_name(err)), PN_LOG_STR("detail", why));
+        pn_err_t rerr = recover(w, PN_ERR_KAFKA_ABORTABLE, why, errstr,
+                                errstr_size);
+        (void)rerr;
         return pn_err_set(errstr, errstr_size, err, "%s", why);
     }
     w->stats.commits++;
+    w->consecutive_aborts = 0;
     drop_batch(w);
     err = commit_local(w, errstr, errstr_size);
     if (err)

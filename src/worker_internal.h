@@ -14,6 +14,7 @@ struct pn_worker_s {
     pn_worker_options_t opts; /* strings borrowed from the caller */
     char txn_id[512];
     pn_codec_t *codec;
+    pn_schema_registry_t *registry; /* NULL without schema_registry_url */
     pn_store_t *store;
     pn_engine_t *engine;
     rd_kafka_t *consumer;
@@ -31,6 +32,7 @@ struct pn_worker_s {
     rd_kafka_resp_err_t delivery_err;
 
     pn_buf_t scratch;
+    unsigned consecutive_aborts; /* for the retry back-off */
     pn_worker_stats_t stats;
 };
 
