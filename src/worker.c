@@ -262,6 +262,24 @@ static pn_err_t check_topics(pn_worker_t *w, char *errstr, size_t errstr_size) {
 
 /* --- lifecycle ------------------------------------------------------------------ */
 
+/* The codec, asking the schema registry for Confluent ids when one is
+ * configured (the registry, owned by the worker, replaces codec.lookup). */
+static pn_err_t codec_new(pn_worker_t *w, char *errstr, size_t errstr_size) {
+    pn_codec_config_t cc = w->opts.codec;
+    if (w->opts.schema_registry_url && w->opts.schema_registry_url[0]) {
+        pn_schema_registry_options_t ro = {
+            .url = w->opts.schema_registry_url,
+            .basic_auth = w->opts.schema_registry_auth};
+        pn_err_t err =
+            pn_schema_registry_new(&ro, &w->registry, errstr, errstr_size);
+        if (err)
+            return err;
+        cc.lookup = pn_schema_registry_lookup;
+        cc.lookup_opaque = w->registry;
+    }
+    return pn_codec_new(&cc, &w->codec, errstr, errstr_size);
+}
+
 pn_err_t pn_worker_new(const pn_worker_options_t *opts, pn_worker_t **workerp,
                        char *errstr, size_t errstr_size) {
     *workerp = NULL;
@@ -273,7 +291,7 @@ pn_err_t pn_worker_new(const pn_worker_options_t *opts, pn_worker_t **workerp,
              opts->instance_id);
     w->to_restore = rd_kafka_topic_partition_list_new(0);
     pn_buf_init(&w->scratch, 64 * 1024);
-    pn_err_t err = pn_codec_new(&opts->codec, &w->codec, errstr, errstr_size);
+    pn_err_t err = codec_new(w, errstr, errstr_size);
     if (!err)
         err = pn_store_open(&opts->store, &w->store, errstr, errstr_size);
     if (!err) {
@@ -318,6 +336,7 @@ void pn_worker_free(pn_worker_t *w) {
     pn_engine_free(w->engine);
     pn_store_close(w->store);
     pn_codec_free(w->codec);
+    pn_schema_registry_free(w->registry);
     pn_buf_free(&w->scratch);
     free(w->event_offsets);
     free(w->msgs);

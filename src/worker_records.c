@@ -2,6 +2,8 @@
  * One consumed command record: dead-letter it if it cannot be decoded,
  * forward it if it sits on the wrong partition, otherwise execute it and
  * publish its event and outcome. Everything goes into the open transaction.
+ * A record that cannot be decoded for a passing reason (the schema
+ * registry unreachable: PN_ERR_IO) is not dead-lettered but retried.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -119,6 +121,17 @@ pn_err_t pn_worker_handle_message(pn_worker_t *w, const rd_kafka_message_t *m,
     char why[512] = "";
     pn_err_t err = pn_codec_decode_command(w->codec, m->payload, m->len, &cmd,
                                            why, sizeof why);
+    if (err == PN_ERR_IO || err == PN_ERR_NOMEM)
+        /* Not the record's fault: the schema registry could not give its
+         * writer schema now (down, slow, refusing us). Dead-lettering would
+         * send every framed record to the DLT during an outage; instead
+         * the batch is aborted, rewound and retried with a back-off, and
+         * the partition waits until the registry answers. */
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA_ABORTABLE,
+                          "partition %" PRId32 " offset %" PRId64
+                          " not decoded, batch to be retried: %s",
+                          m->partition, m->offset,
+                          why[0] ? why : pn_err_str(err));
     if (err)
         return dead_letter(w, m, err, why[0] ? why : pn_err_str(err));
     char key[PN_STREAM_KEY_MAX];

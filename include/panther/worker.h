@@ -19,6 +19,7 @@
 #include "panther/engine.h"
 #include "panther/err.h"
 #include "panther/kafka.h"
+#include "panther/schema_registry.h"
 #include "panther/store.h"
 
 typedef struct pn_worker_s pn_worker_t;
@@ -41,6 +42,14 @@ typedef struct pn_worker_options {
     pn_store_options_t store;
     pn_engine_options_t engine; /* store and codec are filled in */
     pn_codec_config_t codec;
+    /* Confluent Schema Registry for the writer schemas of framed commands
+     * (schema_registry.h): base URL or comma-separated list; NULL or ""
+     * for none. When set, the worker creates and owns a registry client
+     * that replaces codec.lookup. A record whose schema the registry
+     * cannot serve now (PN_ERR_IO) is not dead-lettered: its batch is
+     * aborted and retried after a backoff. */
+    const char *schema_registry_url;
+    const char *schema_registry_auth; /* "user:password" or NULL; secret */
 } pn_worker_options_t;
 
 /** Counters for logs, metrics and tests. Monotonic. */

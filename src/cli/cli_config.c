@@ -130,6 +130,9 @@ void pn_cli_worker_options(const pn_config_t *cfg,
     o->engine.window_ms = pn_config_get_ms(cfg, "idempotency.window.ms");
     o->codec.max_record_bytes =
         (size_t)pn_config_get_bytes(cfg, "codec.max.record.bytes");
+    o->schema_registry_url = pn_config_get_str(cfg, "schema.registry.url");
+    o->schema_registry_auth =
+        pn_config_get_str(cfg, "schema.registry.basic.auth.user.info");
 }
 
 void pn_cli_apply_log_level(const pn_config_t *cfg) {

@@ -18,6 +18,7 @@
 #include "panther/codec.h"
 #include "panther/command_json.h"
 #include "panther/log.h"
+#include "panther/schema_registry.h"
 
 enum {
     OPT_TOPIC = 2000,
@@ -55,6 +56,7 @@ typedef struct consumer {
     const char *topic;
     rd_kafka_t *rk;
     pn_codec_t *codec;
+    pn_schema_registry_t *registry; /* commands with schema.registry.url */
     int32_t n_partitions;
     bool *at_end; /* per partition: EOF seen and nothing since */
     int32_t n_at_end;
@@ -104,6 +106,8 @@ static void usage(FILE *out) {
         "                      --exit-at-end was not satisfied by then\n"
         "  --schema-id N       commands: read Confluent schema id N as\n"
         "                      Panther's Command schema\n"
+        "Commands: other Confluent schema ids are looked up in the Schema\n"
+        "Registry at schema.registry.url when it is set.\n"
         PN_CLI_CONFIG_USAGE
         "Exit: 0 done; 1 Kafka or output failure, or timed out; 2 usage or\n"
         "configuration error.\n");
@@ -372,12 +376,17 @@ static json_t *record_json(consumer_t *c, const rd_kafka_message_t *m) {
 
 /* --- Kafka ------------------------------------------------------------------- */
 
-/* The one Confluent id --schema-id names is Panther's own Command schema. */
+/* The one Confluent id --schema-id names is Panther's own Command schema;
+ * the schema registry, when configured, knows the others. */
 static pn_err_t lookup_schema(void *opaque, int32_t schema_id,
                               char **schema_json, char *errstr,
                               size_t errstr_size) {
-    const consume_opts_t *o = opaque;
+    const consumer_t *c = opaque;
+    const consume_opts_t *o = c->opts;
     *schema_json = NULL;
+    if (schema_id != o->schema_id && c->registry)
+        return pn_schema_registry_lookup(c->registry, schema_id, schema_json,
+                                         errstr, errstr_size);
     if (schema_id != o->schema_id)
         return pn_err_set(errstr, errstr_size, PN_ERR_UNKNOWN_SCHEMA,
                           "only id %" PRId64 " is known (--schema-id)",
@@ -461,6 +470,7 @@ static void consumer_close(consumer_t *c) {
         rd_kafka_destroy(c->rk);
     }
     pn_codec_free(c->codec);
+    pn_schema_registry_free(c->registry);
     free(c->at_end);
 }
 
@@ -546,12 +556,23 @@ static int consume_loop(consumer_t *c) {
 
 static int run(consumer_t *c, const pn_config_t *cfg) {
     char err[1024] = "";
+    const char *url = pn_config_get_str(cfg, "schema.registry.url");
+    pn_err_t e = PN_ERR_OK;
+    if (c->opts->kind == KIND_COMMANDS && url[0]) {
+        pn_schema_registry_options_t ro = {
+            .url = url,
+            .basic_auth =
+                pn_config_get_str(cfg, "schema.registry.basic.auth.user.info")};
+        e = pn_schema_registry_new(&ro, &c->registry, err, sizeof err);
+    }
     pn_codec_config_t cc = {
         .max_record_bytes =
             (size_t)pn_config_get_bytes(cfg, "codec.max.record.bytes"),
-        .lookup = c->opts->schema_id >= 0 ? lookup_schema : NULL,
-        .lookup_opaque = (void *)c->opts};
-    pn_err_t e = pn_codec_new(&cc, &c->codec, err, sizeof err);
+        .lookup = c->opts->schema_id >= 0 || c->registry ? lookup_schema
+                                                         : NULL,
+        .lookup_opaque = c};
+    if (!e)
+        e = pn_codec_new(&cc, &c->codec, err, sizeof err);
     if (!e)
         e = consumer_open(c, cfg, err, sizeof err);
     if (e) {
