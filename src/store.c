@@ -138,9 +138,10 @@ static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
          * and by a rare rebuild: an unsorted memtable makes the insert
          * O(1), sorted at flush. */
         rocksdb_options_set_memtable_vector_rep(o);
-    if (cf == PN_STORE_CF_DEDUP) {
-        /* Most dedup lookups miss (a new command id): a memtable bloom
-         * answers them without walking the skiplist. */
+    if (point_reads) {
+        /* Most dedup lookups miss (a new command id), and so do snapshot
+         * lookups of new streams: a memtable bloom answers them without
+         * walking the skiplist. */
         rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0.02);
         rocksdb_options_set_memtable_whole_key_filtering(o, 1);
     }

@@ -1,6 +1,7 @@
 #include "it_support.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
@@ -351,30 +352,77 @@ void pn_it_sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-pid_t pn_it_send_async(pn_it_t *it, uint64_t seed, int n_streams, int n,
-                       int rate) {
-    fflush(NULL);
-    pid_t pid = fork();
-    PN_REQUIRE(pid >= 0);
-    if (pid > 0)
-        return pid;
-    /* The parent's client threads do not exist here: make a new one. */
-    it->producer = client(it->bootstrap, RD_KAFKA_PRODUCER, false);
-    pn_it_gen_t g;
-    pn_it_gen_init(&g, seed, n_streams);
-    int per_tick = rate / 100 > 0 ? rate / 100 : 1;
-    for (int i = 0; i < n; i++) {
-        pn_command_t c = pn_it_gen_next(&g);
-        pn_it_send(it, &c, false);
-        if (i % per_tick == per_tick - 1)
-            pn_it_sleep_ms(10);
+struct pn_it_sender {
+    pthread_t thread;
+    pn_it_t *it;
+    uint64_t seed;
+    int n_streams, n, rate;
+    int failed;
+};
+
+/* Encodes and produces without CUnit (not thread-safe): the thread only
+ * reports failure, the test thread asserts. */
+static int send_plain(pn_it_t *it, rd_kafka_t *rk, pn_codec_t *codec,
+                      const pn_command_t *cmd, pn_buf_t *buf) {
+    pn_buf_reset(buf);
+    if (pn_codec_encode_command(codec, cmd, PN_FRAMING_PLAIN, 0, buf))
+        return -1;
+    char key[PN_STREAM_KEY_MAX];
+    size_t key_len = pn_stream_key(cmd->sku_id, cmd->node_id, key, sizeof key);
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(it->commands), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE(buf->data, buf->len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return e ? -1 : 0;
+        rd_kafka_poll(rk, 50);
     }
-    int rc = rd_kafka_flush(it->producer, 60000) ? 1 : 0;
-    _exit(rc);
 }
 
-int pn_it_wait_child(pid_t pid) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+static void *sender_main(void *arg) {
+    pn_it_sender_t *s = arg;
+    rd_kafka_t *rk = client(s->it->bootstrap, RD_KAFKA_PRODUCER, false);
+    pn_codec_t *codec = NULL;
+    pn_codec_config_t cc = {0};
+    if (!rk || pn_codec_new(&cc, &codec, NULL, 0)) {
+        s->failed = 1;
+        goto out;
+    }
+    pn_buf_t buf;
+    pn_buf_init(&buf, 1 << 20);
+    pn_it_gen_t g;
+    pn_it_gen_init(&g, s->seed, s->n_streams);
+    int per_tick = s->rate / 100 > 0 ? s->rate / 100 : 1;
+    for (int i = 0; i < s->n && !s->failed; i++) {
+        pn_command_t c = pn_it_gen_next(&g);
+        s->failed = send_plain(s->it, rk, codec, &c, &buf) != 0;
+        if (s->rate && i % per_tick == per_tick - 1)
+            pn_it_sleep_ms(10);
+    }
+    pn_buf_free(&buf);
+    if (rd_kafka_flush(rk, 60000))
+        s->failed = 1;
+out:
+    pn_codec_free(codec);
+    if (rk)
+        rd_kafka_destroy(rk);
+    return NULL;
+}
+
+pn_it_sender_t *pn_it_send_async(pn_it_t *it, uint64_t seed, int n_streams,
+                                 int n, int rate) {
+    pn_it_sender_t *s = calloc(1, sizeof *s);
+    PN_REQUIRE(s != NULL);
+    *s = (pn_it_sender_t){.it = it, .seed = seed, .n_streams = n_streams,
+                          .n = n, .rate = rate};
+    PN_REQUIRE(pthread_create(&s->thread, NULL, sender_main, s) == 0);
+    return s;
+}
+
+int pn_it_send_wait(pn_it_sender_t *s) {
+    pthread_join(s->thread, NULL);
+    int failed = s->failed;
+    free(s);
+    return failed;
 }

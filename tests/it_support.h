@@ -92,12 +92,13 @@ void pn_it_gen_init(pn_it_gen_t *g, uint64_t seed, int n_streams);
 /** The next command; its strings live in g until the next call. */
 pn_command_t pn_it_gen_next(pn_it_gen_t *g);
 
-/** Forks a child that sends n commands from the generator at about
- *  rate per second; returns its pid (wait with pn_it_wait_child). */
-pid_t pn_it_send_async(pn_it_t *it, uint64_t seed, int n_streams, int n,
-                       int rate);
-/** Waits for a child; returns its exit status. */
-int pn_it_wait_child(pid_t pid);
+/** Sends n commands from the generator at about rate per second (0: as
+ *  fast as possible) from a thread with its own producer. */
+typedef struct pn_it_sender pn_it_sender_t;
+pn_it_sender_t *pn_it_send_async(pn_it_t *it, uint64_t seed, int n_streams,
+                                 int n, int rate);
+/** Waits for the sender; 0 when every command was delivered. */
+int pn_it_send_wait(pn_it_sender_t *sender);
 
 /** Sleeps ms milliseconds. */
 void pn_it_sleep_ms(int ms);

@@ -37,7 +37,7 @@ static void test_kill_nine_repeatedly(void) {
     pn_it_t it;
     PN_REQUIRE(pn_it_init(&it, "kill", 4, 4));
     const int n = 50000;
-    pid_t sender = pn_it_send_async(&it, 11, 300, n, 4000);
+    pn_it_sender_t *sender = pn_it_send_async(&it, 11, 300, n, 4000);
     pid_t w = pn_it_worker_start(&it, "w1", small_batches);
     unsigned seed = (unsigned)time(NULL);
     printf("kill delays from seed %u\n", seed);
@@ -47,7 +47,7 @@ static void test_kill_nine_repeatedly(void) {
         PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGKILL), 128 + SIGKILL);
         w = pn_it_worker_start(&it, "w1", small_batches);
     }
-    PN_ASSERT_EQ_INT(pn_it_wait_child(sender), 0);
+    PN_ASSERT_EQ_INT(pn_it_send_wait(sender), 0);
     expect_clean_audit(&it, (uint64_t)n);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
     PN_ASSERT(kills >= 10);
@@ -57,7 +57,7 @@ static void test_kill_nine_repeatedly(void) {
 static void test_rebalance_three_workers(void) {
     pn_it_t it;
     PN_REQUIRE(pn_it_init(&it, "rebal", 6, 6));
-    pid_t sender = pn_it_send_async(&it, 22, 300, 30000, 3000);
+    pn_it_sender_t *sender = pn_it_send_async(&it, 22, 300, 30000, 3000);
     pid_t w1 = pn_it_worker_start(&it, "w1", small_batches);
     pid_t w2 = pn_it_worker_start(&it, "w2", small_batches);
     pid_t w3 = pn_it_worker_start(&it, "w3", small_batches);
@@ -67,7 +67,7 @@ static void test_rebalance_three_workers(void) {
     pn_it_sleep_ms(3000);
     /* One joins; partitions move again. */
     pid_t w4 = pn_it_worker_start(&it, "w4", small_batches);
-    PN_ASSERT_EQ_INT(pn_it_wait_child(sender), 0);
+    PN_ASSERT_EQ_INT(pn_it_send_wait(sender), 0);
     expect_clean_audit(&it, 30000);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(w1, SIGTERM), 0);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(w3, SIGTERM), 0);
@@ -78,8 +78,8 @@ static void test_rebalance_three_workers(void) {
 static void test_lost_local_store(void) {
     pn_it_t it;
     PN_REQUIRE(pn_it_init(&it, "lost", 3, 3));
-    pid_t sender = pn_it_send_async(&it, 33, 50, 5000, 0);
-    PN_ASSERT_EQ_INT(pn_it_wait_child(sender), 0);
+    pn_it_sender_t *sender = pn_it_send_async(&it, 33, 50, 5000, 0);
+    PN_ASSERT_EQ_INT(pn_it_send_wait(sender), 0);
     pid_t w = pn_it_worker_start(&it, "w1", NULL);
     pn_audit_report_t report;
     pn_it_audit(&it, 60000, &report);
@@ -98,7 +98,7 @@ static void test_lost_local_store(void) {
      * continue where they were (the audit fails on a restart from 1). */
     w = pn_it_worker_start(&it, "w1", NULL);
     sender = pn_it_send_async(&it, 44, 50, 5000, 0);
-    PN_ASSERT_EQ_INT(pn_it_wait_child(sender), 0);
+    PN_ASSERT_EQ_INT(pn_it_send_wait(sender), 0);
     pn_it_audit(&it, 60000, &report);
     PN_ASSERT_EQ_INT(report.violations, 0);
     PN_ASSERT(report.events > events_before);
