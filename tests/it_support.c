@@ -151,6 +151,23 @@ void pn_it_flush(pn_it_t *it) {
     PN_ASSERT_EQ_INT(rd_kafka_flush(it->producer, 60000), 0);
 }
 
+/* Starts argv[0] with stdout and stderr appended to log. */
+static pid_t spawn(const char *const *argv, const char *log) {
+    pid_t pid = fork();
+    PN_REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
 static void set_arg(char *buf, size_t size, const char *key, const char *value) {
     snprintf(buf, size, "%s=%s", key, value);
 }
@@ -183,19 +200,7 @@ pid_t pn_it_worker_start(pn_it_t *it, const char *instance,
         argv[argc++] = extra[i];
     }
     argv[argc] = NULL;
-    pid_t pid = fork();
-    PN_REQUIRE(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(panther, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
+    return spawn(argv, log);
 }
 
 int pn_it_worker_stop(pid_t pid, int sig) {
@@ -285,6 +290,7 @@ const pn_outcome_record_t *pn_it_find_outcome(const pn_it_outcome_t *o,
 
 int pn_it_run_panther(pn_it_t *it, const char *const *args) {
     const char *panther = getenv("PN_PANTHER");
+    PN_REQUIRE(panther != NULL);
     char log[4200];
     snprintf(log, sizeof log, "%s/cmd.log", it->dir);
     const char *argv[64] = {panther};
@@ -292,19 +298,8 @@ int pn_it_run_panther(pn_it_t *it, const char *const *args) {
     for (int i = 0; args[i] && argc < 63; i++)
         argv[argc++] = args[i];
     argv[argc] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(panther, (char *const *)argv);
-        _exit(127);
-    }
     int status = 0;
-    waitpid(pid, &status, 0);
+    waitpid(spawn(argv, log), &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
