@@ -134,6 +134,12 @@ static const prop_t props[] = {
      .flags = F_REQUIRED,
      .desc = "Directory of the local RocksDB store. It is a cache of the "
              "events topic and is rebuilt from it when lost."},
+    {.name = "snapshotter.store.path", .type = T_STRING,
+     .def = "./panther-snapshotter-data", .flags = F_REQUIRED,
+     .desc = "Directory of the snapshotter's RocksDB store (its snapshots "
+             "and checkpoints, served by the read API). Like store.path it "
+             "is a cache of the events topic: delete it and the "
+             "snapshotter rebuilds it. Use one directory per process."},
     {.name = "store.block.cache.bytes", .type = T_SIZE, .def = "32MiB",
      .min = MIB, .max = TIB,
      .desc = "Size of the one RocksDB block cache shared by all column "
@@ -849,6 +855,11 @@ pn_err_t pn_config_finalize(pn_config_t *cfg, char *errstr,
         err = check_distinct(cfg, "group.id", "snapshotter.group.id",
                              "workers and snapshotters need their own "
                              "consumer groups",
+                             errstr, errstr_size);
+    if (!err)
+        err = check_distinct(cfg, "store.path", "snapshotter.store.path",
+                             "workers and snapshotters need their own "
+                             "RocksDB directories",
                              errstr, errstr_size);
     if (!err && val(cfg, "idempotency.window.ms")->num == 0 &&
         val(cfg, "idempotency.window.commands")->num == 0)

@@ -553,6 +553,180 @@ pn_err_t pn_store_scan_events(pn_store_t *store, pn_str_t stream_key,
     return err;
 }
 
+/* --- concurrent reads --------------------------------------------------- */
+
+/* A RocksDB error on a reader thread: translated, not recorded (the
+ * handle's last_error belongs to the owner thread). */
+static pn_err_t reader_fail(char *rerr) {
+    pn_err_t err = strncmp(rerr, "Corruption", 10) == 0 ? PN_ERR_STORE_CORRUPT
+                                                        : PN_ERR_STORE_IO;
+    rocksdb_free(rerr);
+    return err;
+}
+
+/* Read options of one reader call, pinned to a snapshot of the database. */
+typedef struct reader {
+    pn_store_t *store;
+    const rocksdb_snapshot_t *snap;
+    rocksdb_readoptions_t *ro;
+} reader_t;
+
+static void reader_open(reader_t *r, pn_store_t *store) {
+    r->store = store;
+    r->snap = rocksdb_create_snapshot(store->db);
+    r->ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(r->ro, r->snap);
+}
+
+static void reader_close(reader_t *r) {
+    rocksdb_readoptions_destroy(r->ro);
+    rocksdb_release_snapshot(r->store->db, r->snap);
+}
+
+static pn_err_t reader_time(reader_t *r, pn_str_t stream_key, int64_t *at_ms) {
+    uint8_t key[PN_STORE_STREAM_TIME_KEY_MAX];
+    size_t klen = pn_store__stream_time_key(key, stream_key);
+    char *rerr = NULL;
+    size_t vlen;
+    char *v = rocksdb_get_cf(r->store->db, r->ro, r->store->cf[PN_STORE_CF_META],
+                             (const char *)key, klen, &vlen, &rerr);
+    *at_ms = PN_STORE_NO_TIME;
+    if (rerr)
+        return reader_fail(rerr);
+    if (!v)
+        return PN_ERR_OK;
+    pn_err_t err = pn_store__stream_time_decode(v, vlen, at_ms);
+    rocksdb_free(v);
+    return err;
+}
+
+/* Decodes a snapshot value of the store's fold; *current = false (state
+ * cleared) for another fold. */
+static pn_err_t reader_decode(const pn_store_t *store, const char *v,
+                              size_t vlen, pn_state_t *state, bool *current) {
+    uint32_t fold;
+    int64_t version;
+    pn_state_clear(state);
+    pn_err_t err = pn_store__snapshot_peek(v, vlen, &fold, &version);
+    *current = !err && fold == store->fold;
+    if (!err && *current)
+        err = pn_store__snapshot_decode(v, vlen, state);
+    return err;
+}
+
+pn_err_t pn_store_read_snapshot(pn_store_t *store, pn_str_t stream_key,
+                                pn_state_t *state, int64_t *at_ms,
+                                pn_snapshot_status_t *status) {
+    if (!store || !state || !at_ms || !status || !pn_store__stream_ok(stream_key))
+        return PN_ERR_INVALID_ARG;
+    *status = PN_SNAPSHOT_NONE;
+    *at_ms = PN_STORE_NO_TIME;
+    pn_state_clear(state);
+    uint8_t key[PN_STORE_PREFIX_MAX];
+    size_t klen = pn_store__prefix(key, stream_key);
+    reader_t r;
+    reader_open(&r, store);
+    char *rerr = NULL;
+    size_t vlen;
+    char *v = rocksdb_get_cf(store->db, r.ro, store->cf[PN_STORE_CF_SNAPSHOTS],
+                             (const char *)key, klen, &vlen, &rerr);
+    pn_err_t err = rerr ? reader_fail(rerr) : PN_ERR_OK;
+    if (!err && v) {
+        bool current;
+        err = reader_decode(store, v, vlen, state, &current);
+        if (!err)
+            *status = current ? PN_SNAPSHOT_FOUND : PN_SNAPSHOT_STALE;
+        if (!err && current)
+            err = reader_time(&r, stream_key, at_ms);
+        if (err) {
+            pn_state_clear(state);
+            *status = PN_SNAPSHOT_NONE;
+        }
+    }
+    rocksdb_free(v);
+    reader_close(&r);
+    return err;
+}
+
+/* Seeks to the first key of length n that starts with prefix. */
+static void seek_length(rocksdb_iterator_t *it, size_t n, pn_str_t prefix) {
+    uint8_t key[2 + PN_STORE_STREAM_MAX];
+    key[0] = (uint8_t)(n >> 8);
+    key[1] = (uint8_t)n;
+    memcpy(key + 2, prefix.ptr, prefix.len);
+    rocksdb_iter_seek(it, (const char *)key, 2 + prefix.len);
+}
+
+/* Visits the snapshot under the iterator (its key matched). */
+static pn_err_t visit_snapshot(reader_t *r, rocksdb_iterator_t *it,
+                               pn_str_t stream, pn_state_t *state,
+                               pn_store_snapshot_fn fn, void *opaque) {
+    size_t vlen;
+    const char *v = rocksdb_iter_value(it, &vlen);
+    bool current;
+    int64_t at_ms;
+    pn_err_t err = reader_decode(r->store, v, vlen, state, &current);
+    if (err || !current)
+        return err;
+    err = reader_time(r, stream, &at_ms);
+    return err ? err : fn(opaque, stream, state, at_ms);
+}
+
+/*
+ * Keys are [u16 BE n][stream key], so the streams that start with prefix
+ * lie in one range per length n. Seek to (n, prefix): a key of that length
+ * that matches is visited; one that does not ends length n; a longer key
+ * says no length in between has a match, so the scan jumps to it.
+ */
+pn_err_t pn_store_scan_snapshots(pn_store_t *store, pn_str_t prefix,
+                                 pn_store_snapshot_fn fn, void *opaque) {
+    if (!store || !fn || (prefix.len && !prefix.ptr) ||
+        prefix.len > PN_STORE_STREAM_MAX)
+        return PN_ERR_INVALID_ARG;
+    reader_t r;
+    reader_open(&r, store);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(
+        store->db, r.ro, store->cf[PN_STORE_CF_SNAPSHOTS]);
+    pn_state_t state;
+    pn_state_init(&state);
+    pn_err_t err = PN_ERR_OK;
+    size_t n = prefix.len ? prefix.len : 1;
+    bool seek = true;
+    while (!err && n <= PN_STORE_STREAM_MAX) {
+        if (seek)
+            seek_length(it, n, prefix);
+        if (!rocksdb_iter_valid(it))
+            break;
+        size_t klen, prefix_len;
+        pn_str_t stream;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (!pn_store__parse_prefix(k, klen, &stream, &prefix_len) ||
+            prefix_len != klen) {
+            err = PN_ERR_STORE_CORRUPT;
+        } else if (stream.len != n) {
+            n = stream.len; /* > n: nothing of the lengths in between */
+            seek = true;
+        } else if (memcmp(stream.ptr, prefix.ptr, prefix.len) != 0) {
+            n++;
+            seek = true;
+        } else {
+            err = visit_snapshot(&r, it, stream, &state, fn, opaque);
+            rocksdb_iter_next(it);
+            seek = false;
+        }
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    if (rerr && !err)
+        err = reader_fail(rerr);
+    else if (rerr)
+        rocksdb_free(rerr);
+    pn_state_clear(&state);
+    rocksdb_iter_destroy(it);
+    reader_close(&r);
+    return err;
+}
+
 /* --- batches ------------------------------------------------------------ */
 
 pn_err_t pn_store_batch_new(pn_store_batch_t **batchp) {
@@ -724,6 +898,21 @@ pn_err_t pn_store_batch_put_partition_meta(pn_store_batch_t *batch,
     pn_store__partition_key(k, partition);
     size_t vlen = pn_store__meta_encode(k + PN_STORE_META_PARTITION_KEY_LEN, meta);
     record_close(batch, PN_STORE_CF_META, PN_STORE_META_PARTITION_KEY_LEN, vlen);
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_store_batch_put_stream_time(pn_store_batch_t *batch,
+                                        pn_str_t stream_key, int64_t at_ms) {
+    if (!batch || !pn_store__stream_ok(stream_key))
+        return PN_ERR_INVALID_ARG;
+    uint8_t *k;
+    pn_err_t err = record_open(batch, PN_STORE_STREAM_TIME_KEY_MAX,
+                               PN_STORE_STREAM_TIME_LEN, &k);
+    if (err)
+        return err;
+    size_t klen = pn_store__stream_time_key(k, stream_key);
+    pn_store__stream_time_encode(k + klen, at_ms);
+    record_close(batch, PN_STORE_CF_META, klen, PN_STORE_STREAM_TIME_LEN);
     return PN_ERR_OK;
 }
 

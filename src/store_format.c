@@ -133,6 +133,11 @@ void pn_store__partition_key(uint8_t *out, int32_t partition) {
     pn_be32_write(out + 1, (uint32_t)partition);
 }
 
+size_t pn_store__stream_time_key(uint8_t *out, pn_str_t stream_key) {
+    out[0] = PN_STORE_META_STREAM_TAG;
+    return 1 + pn_store__prefix(out + 1, stream_key);
+}
+
 void pn_store__dedup_index_head(uint8_t *out, int32_t partition) {
     pn_be32_write(out, (uint32_t)partition);
 }
@@ -376,5 +381,19 @@ pn_err_t pn_store__meta_decode(const void *value, size_t len,
         !read_varint(&r, &meta->dedup_seq) ||
         !read_signed(&r, &meta->dedup_max_at_ms) || r.p != r.end)
         return PN_ERR_STORE_CORRUPT;
+    return PN_ERR_OK;
+}
+
+void pn_store__stream_time_encode(uint8_t *out, int64_t at_ms) {
+    out[0] = VALUE_LAYOUT;
+    pn_be64_write(out + 1, (uint64_t)at_ms);
+}
+
+pn_err_t pn_store__stream_time_decode(const void *value, size_t len,
+                                      int64_t *at_ms) {
+    const uint8_t *v = value;
+    if (len != PN_STORE_STREAM_TIME_LEN || v[0] != VALUE_LAYOUT)
+        return PN_ERR_STORE_CORRUPT;
+    *at_ms = (int64_t)pn_be64_read(v + 1);
     return PN_ERR_OK;
 }

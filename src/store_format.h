@@ -29,6 +29,11 @@
  *   "format"                  -> u32 BE store format version
  *   "p" + u32 BE partition    -> [u8 layout = 1] zigzag events_offset,
  *                                varint dedup_seq, zigzag dedup_max_at_ms
+ *   "s" + [u16 BE n][stream key] -> [u8 layout = 1][i64 BE at_ms]: when
+ *                                the stream last changed (the snapshotter
+ *                                writes it next to each snapshot; an
+ *                                addition that older readers never look
+ *                                up, so the format version is unchanged)
  *
  * Big-endian keys sort streams apart (the length prefix keeps "a|b" and
  * "a|bc" in separate ranges) and events by version.
@@ -51,6 +56,9 @@
 #define PN_STORE_META_FORMAT_KEY "format"
 #define PN_STORE_META_PARTITION_TAG 'p'
 #define PN_STORE_META_PARTITION_KEY_LEN 5
+#define PN_STORE_META_STREAM_TAG 's'
+#define PN_STORE_STREAM_TIME_KEY_MAX (1 + PN_STORE_PREFIX_MAX)
+#define PN_STORE_STREAM_TIME_LEN 9
 /* partition + at + seq */
 #define PN_STORE_DEDUP_INDEX_HEAD 20
 #define PN_STORE_DEDUP_INDEX_SEQ_AT 12
@@ -108,6 +116,10 @@ size_t pn_store__successor(uint8_t *key, size_t len);
 
 /** Writes the meta key of a partition (PN_STORE_META_PARTITION_KEY_LEN). */
 void pn_store__partition_key(uint8_t *out, int32_t partition);
+
+/** Writes the meta key of a stream's time ("s" + prefix); returns its
+ *  length (PN_STORE_STREAM_TIME_KEY_MAX bytes suffice). */
+size_t pn_store__stream_time_key(uint8_t *out, pn_str_t stream_key);
 
 /** Writes [u32 BE partition] (4 bytes), the head of the partition's dedup
  *  index keys; with an at_ms, 12 bytes (returned). */
@@ -173,6 +185,12 @@ size_t pn_store__dedup_encode(uint8_t *out, const pn_dedup_entry_t *entry);
 
 PN_MUST_CHECK pn_err_t pn_store__dedup_decode(const void *value, size_t len,
                                               pn_dedup_entry_t *entry);
+
+/** A stream time value (PN_STORE_STREAM_TIME_LEN bytes). */
+void pn_store__stream_time_encode(uint8_t *out, int64_t at_ms);
+PN_MUST_CHECK pn_err_t pn_store__stream_time_decode(const void *value,
+                                                    size_t len,
+                                                    int64_t *at_ms);
 
 #define PN_STORE_META_VALUE_MAX (1 + 10 * 3)
 

@@ -306,6 +306,34 @@ static pn_err_t drop_dedup_index(drop_ctx_t *ctx, int32_t partition) {
     return err;
 }
 
+/* The owned streams' times: meta keys "s" + [u16 BE n][stream key]. */
+static pn_err_t drop_stream_times(drop_ctx_t *ctx) {
+    pn_store_t *store = ctx->store;
+    const char lower = PN_STORE_META_STREAM_TAG,
+               upper = PN_STORE_META_STREAM_TAG + 1;
+    rocksdb_readoptions_t *ro = maint_ro();
+    rocksdb_readoptions_set_iterate_upper_bound(ro, &upper, 1);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_META]);
+    pn_err_t err = PN_ERR_OK;
+    for (rocksdb_iter_seek(it, &lower, 1); !err && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, prefix_len;
+        pn_str_t stream;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (!pn_store__parse_prefix(k + 1, klen - 1, &stream, &prefix_len))
+            err = PN_ERR_STORE_CORRUPT;
+        else if (ctx->owns(ctx->opaque, stream))
+            rocksdb_writebatch_delete_cf(store->wb,
+                                         store->cf[PN_STORE_CF_META], k, klen);
+    }
+    if (!err)
+        err = pn_store__iter_done(store, it, "drop partition");
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return err;
+}
+
 pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
                                  pn_store_key_filter_fn owns, void *opaque) {
     if (!store || !owns || partition < 0)
@@ -319,6 +347,8 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
         err = drop_streams(&ctx, PN_STORE_CF_DEDUP);
     if (!err)
         err = drop_dedup_index(&ctx, partition);
+    if (!err)
+        err = drop_stream_times(&ctx);
     if (!err) {
         uint8_t key[PN_STORE_META_PARTITION_KEY_LEN];
         pn_store__partition_key(key, partition);

@@ -120,6 +120,8 @@ static void test_defaults(void) {
                      1048576);
     PN_ASSERT_EQ_STR(pn_config_get_str(cfg, "schema.registry.url"), "");
     PN_ASSERT_EQ_STR(pn_config_get_str(cfg, "store.path"), "./panther-data");
+    PN_ASSERT_EQ_STR(pn_config_get_str(cfg, "snapshotter.store.path"),
+                     "./panther-snapshotter-data");
     PN_ASSERT_EQ_INT(pn_config_get_bytes(cfg, "store.block.cache.bytes"),
                      32 << 20);
     PN_ASSERT_EQ_INT(pn_config_get_bytes(cfg, "store.write.buffer.bytes"),
@@ -200,6 +202,13 @@ static void test_finalize_rules(void) {
     PN_ASSERT_EQ_INT(pn_config_finalize(cfg, errstr, sizeof errstr),
                      PN_ERR_CONFIG);
     PN_ASSERT(strstr(errstr, "need their own consumer groups") != NULL);
+    pn_config_destroy(cfg);
+
+    cfg = new_cfg();
+    PN_REQUIRE_OK(SET(cfg, "snapshotter.store.path", "./panther-data"));
+    PN_ASSERT_EQ_INT(pn_config_finalize(cfg, errstr, sizeof errstr),
+                     PN_ERR_CONFIG);
+    PN_ASSERT(strstr(errstr, "need their own RocksDB directories") != NULL);
     pn_config_destroy(cfg);
 
     cfg = new_cfg();

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1064,6 +1065,262 @@ static void test_drop_partition(void) {
     teardown(&f);
 }
 
+/* --- concurrent reads: snapshot with time, prefix scans ------------------ */
+
+static int64_t read_one(pn_store_t *store, const char *stream, int64_t *at,
+                        pn_snapshot_status_t *status) {
+    pn_state_t s;
+    pn_state_init(&s);
+    PN_REQUIRE_OK(pn_store_read_snapshot(store, pn_str_c(stream), &s, at, status));
+    int64_t v = s.version;
+    pn_state_clear(&s);
+    return v;
+}
+
+static void test_read_snapshot_with_time(void) {
+    fixture_t f;
+    setup(&f);
+    put_snapshot(&f, "s|1", 4);
+    PN_REQUIRE_OK(pn_store_batch_put_stream_time(f.batch, pn_str_c("s|1"), 1234));
+    put_snapshot(&f, "s|2", 2); /* no time */
+    commit(&f);
+    int64_t at;
+    pn_snapshot_status_t st;
+    PN_ASSERT_EQ_INT(read_one(f.store, "s|1", &at, &st), 4);
+    PN_ASSERT_EQ_INT(st, PN_SNAPSHOT_FOUND);
+    PN_ASSERT_EQ_INT(at, 1234);
+    pn_state_t s;
+    pn_state_init(&s);
+    PN_REQUIRE_OK(pn_store_read_snapshot(f.store, pn_str_c("s|1"), &s, &at, &st));
+    PN_ASSERT_EQ_INT(s.on_hand, 40);
+    PN_ASSERT_EQ_INT(s.reserved, 2);
+    PN_ASSERT_EQ_INT(s.n_reservations, 1);
+    pn_state_clear(&s);
+    PN_ASSERT_EQ_INT(read_one(f.store, "s|2", &at, &st), 2);
+    PN_ASSERT_EQ_INT(at, PN_STORE_NO_TIME);
+    PN_ASSERT_EQ_INT(read_one(f.store, "s|3", &at, &st), 0);
+    PN_ASSERT_EQ_INT(st, PN_SNAPSHOT_NONE);
+    PN_ASSERT_EQ_INT(at, PN_STORE_NO_TIME);
+    /* A later time overwrites; negative times are kept as they are. */
+    PN_REQUIRE_OK(pn_store_batch_put_stream_time(f.batch, pn_str_c("s|1"), -5));
+    commit(&f);
+    read_one(f.store, "s|1", &at, &st);
+    PN_ASSERT_EQ_INT(at, -5);
+    PN_ASSERT_EQ_INT(pn_store_read_snapshot(f.store, PN_STR_NULL, &s, &at, &st),
+                     PN_ERR_INVALID_ARG);
+    PN_ASSERT_EQ_INT(pn_store_batch_put_stream_time(f.batch, PN_STR_NULL, 1),
+                     PN_ERR_INVALID_ARG);
+    /* Another fold format: STALE, like pn_store_get_snapshot. */
+    reopen(&f, 2, 0);
+    PN_ASSERT_EQ_INT(read_one(f.store, "s|1", &at, &st), 0);
+    PN_ASSERT_EQ_INT(st, PN_SNAPSHOT_STALE);
+    teardown(&f);
+}
+
+#define SNAP_SEEN_MAX 64
+typedef struct snap_seen {
+    size_t n;
+    char keys[SNAP_SEEN_MAX][PN_STREAM_KEY_MAX];
+    int64_t versions[SNAP_SEEN_MAX], ats[SNAP_SEEN_MAX];
+    size_t stop_after;
+} snap_seen_t;
+
+static pn_err_t on_snapshot(void *opaque, pn_str_t key, const pn_state_t *state,
+                            int64_t at_ms) {
+    snap_seen_t *seen = opaque;
+    if (seen->n == SNAP_SEEN_MAX)
+        return PN_ERR_TOO_LARGE;
+    snprintf(seen->keys[seen->n], sizeof seen->keys[0], "%.*s", (int)key.len,
+             key.ptr);
+    seen->versions[seen->n] = state->version;
+    seen->ats[seen->n] = at_ms;
+    seen->n++;
+    return seen->stop_after && seen->n == seen->stop_after ? PN_ERR_INTERNAL
+                                                           : PN_ERR_OK;
+}
+
+static void scan_prefix(pn_store_t *store, const char *prefix, snap_seen_t *seen) {
+    memset(seen, 0, sizeof *seen);
+    PN_REQUIRE_OK(pn_store_scan_snapshots(store, pn_str_c(prefix), on_snapshot, seen));
+}
+
+static bool seen_has(const snap_seen_t *seen, const char *key) {
+    for (size_t i = 0; i < seen->n; i++)
+        if (!strcmp(seen->keys[i], key))
+            return true;
+    return false;
+}
+
+static void test_scan_snapshots_by_prefix(void) {
+    fixture_t f;
+    setup(&f);
+    char long_node[300];
+    memset(long_node, 'n', 256);
+    long_node[256] = '\0';
+    char long_key[600];
+    snprintf(long_key, sizeof long_key, "A|%s", long_node);
+    const char *keys[] = {"A|1", "A|10", "A|2", "A|DC-9", "AB|1", "A", "B|1",
+                          "|A|1", "A|1|x", long_key, "Z|\xC3\xA9"};
+    size_t n_keys = sizeof keys / sizeof keys[0];
+    for (size_t i = 0; i < n_keys; i++) {
+        put_snapshot(&f, keys[i], (int64_t)i + 1);
+        PN_REQUIRE_OK(pn_store_batch_put_stream_time(f.batch, pn_str_c(keys[i]),
+                                                     (int64_t)i * 100));
+    }
+    /* Events and times of other streams do not confuse the scan. */
+    put_event(&f, "A|3", 1, 1, "e");
+    PN_REQUIRE_OK(pn_store_batch_put_stream_time(f.batch, pn_str_c("A|4"), 7));
+    commit(&f);
+
+    snap_seen_t seen;
+    scan_prefix(f.store, "A|", &seen);
+    const char *want[] = {"A|1", "A|10", "A|2", "A|DC-9", "A|1|x", long_key};
+    PN_ASSERT_EQ_INT(seen.n, 6);
+    for (size_t i = 0; i < 6; i++)
+        PN_ASSERT_(seen_has(&seen, want[i]), CU_FALSE, "missing %.20s", want[i]);
+    /* Ordered by length, then bytes. */
+    PN_ASSERT(strcmp(seen.keys[0], "A|1") == 0);
+    PN_ASSERT(strcmp(seen.keys[1], "A|2") == 0);
+    PN_ASSERT(strcmp(seen.keys[2], "A|10") == 0);
+    for (size_t i = 0; i < seen.n; i++)
+        for (size_t k = 0; k < n_keys; k++)
+            if (!strcmp(seen.keys[i], keys[k])) {
+                PN_ASSERT_EQ_INT(seen.versions[i], (int64_t)k + 1);
+                PN_ASSERT_EQ_INT(seen.ats[i], (int64_t)k * 100);
+            }
+    scan_prefix(f.store, "", &seen);
+    PN_ASSERT_EQ_INT(seen.n, n_keys);
+    scan_prefix(f.store, "A", &seen);
+    PN_ASSERT_EQ_INT(seen.n, 8); /* A|..., AB|1, A */
+    scan_prefix(f.store, "Z|\xC3\xA9", &seen);
+    PN_ASSERT_EQ_INT(seen.n, 1);
+    scan_prefix(f.store, "C|", &seen);
+    PN_ASSERT_EQ_INT(seen.n, 0);
+    scan_prefix(f.store, long_key, &seen);
+    PN_ASSERT_EQ_INT(seen.n, 1);
+    /* A callback error stops the scan and comes back. */
+    memset(&seen, 0, sizeof seen);
+    seen.stop_after = 2;
+    PN_ASSERT_EQ_INT(pn_store_scan_snapshots(f.store, pn_str_c("A|"), on_snapshot,
+                                             &seen),
+                     PN_ERR_INTERNAL);
+    PN_ASSERT_EQ_INT(seen.n, 2);
+    PN_ASSERT_EQ_INT(pn_store_scan_snapshots(f.store, pn_str_c("A|"), NULL, NULL),
+                     PN_ERR_INVALID_ARG);
+    /* Snapshots of another fold are skipped; rewritten ones are seen. */
+    reopen(&f, 2, 0);
+    put_snapshot(&f, "A|2", 50);
+    commit(&f);
+    scan_prefix(f.store, "A|", &seen);
+    PN_ASSERT_EQ_INT(seen.n, 1);
+    PN_ASSERT(strcmp(seen.keys[0], "A|2") == 0);
+    PN_ASSERT_EQ_INT(seen.versions[0], 50);
+    PN_ASSERT_EQ_INT(seen.ats[0], 200); /* the time was not rewritten */
+    teardown(&f);
+}
+
+static bool owns_a(void *opaque, pn_str_t key) {
+    (void)opaque;
+    return key.len > 2 && key.ptr[0] == 'a' && key.ptr[1] == '|';
+}
+
+static void test_drop_partition_drops_times(void) {
+    fixture_t f;
+    setup(&f);
+    const char *keys[] = {"a|1", "a|2", "b|1"};
+    for (int i = 0; i < 3; i++) {
+        put_snapshot(&f, keys[i], 1);
+        PN_REQUIRE_OK(pn_store_batch_put_stream_time(f.batch, pn_str_c(keys[i]), 9));
+    }
+    commit(&f);
+    PN_REQUIRE_OK(pn_store_drop_partition(f.store, 0, owns_a, NULL));
+    int64_t at;
+    pn_snapshot_status_t st;
+    read_one(f.store, "a|1", &at, &st);
+    PN_ASSERT_EQ_INT(st, PN_SNAPSHOT_NONE);
+    /* Write the snapshot back alone: no time survived the drop. */
+    put_snapshot(&f, "a|1", 1);
+    commit(&f);
+    read_one(f.store, "a|1", &at, &st);
+    PN_ASSERT_EQ_INT(st, PN_SNAPSHOT_FOUND);
+    PN_ASSERT_EQ_INT(at, PN_STORE_NO_TIME);
+    read_one(f.store, "b|1", &at, &st);
+    PN_ASSERT_EQ_INT(at, 9);
+    teardown(&f);
+}
+
+/* Readers on other threads while the owner commits: every read sees one
+ * whole batch (state and time agree) and versions never go back. */
+typedef struct reader_arg {
+    pn_store_t *store;
+    volatile int *stop;
+    uint64_t reads;
+    int bad;
+} reader_arg_t;
+
+static pn_err_t check_pair(void *opaque, pn_str_t key, const pn_state_t *state,
+                           int64_t at_ms) {
+    reader_arg_t *a = opaque;
+    (void)key;
+    if (at_ms != state->version * 1000 || state->on_hand != state->version * 10)
+        a->bad++;
+    return PN_ERR_OK;
+}
+
+static void *reader_thread(void *arg) {
+    reader_arg_t *a = arg;
+    int64_t last = 0;
+    pn_state_t s;
+    pn_state_init(&s);
+    while (!*a->stop) {
+        int64_t at;
+        pn_snapshot_status_t st;
+        if (pn_store_read_snapshot(a->store, pn_str_c("c|0"), &s, &at, &st)) {
+            a->bad++;
+            break;
+        }
+        if (st == PN_SNAPSHOT_FOUND &&
+            (s.version < last || at != s.version * 1000))
+            a->bad++;
+        last = s.version;
+        if (pn_store_scan_snapshots(a->store, pn_str_c("c|"), check_pair, a))
+            a->bad++;
+        a->reads++;
+    }
+    pn_state_clear(&s);
+    return NULL;
+}
+
+static void test_concurrent_readers(void) {
+    fixture_t f;
+    setup(&f);
+    enum { READERS = 4 };
+    volatile int stop = 0;
+    pthread_t th[READERS];
+    reader_arg_t args[READERS];
+    for (int i = 0; i < READERS; i++) {
+        args[i] = (reader_arg_t){f.store, &stop, 0, 0};
+        PN_REQUIRE(pthread_create(&th[i], NULL, reader_thread, &args[i]) == 0);
+    }
+    for (int64_t v = 1; v <= 2000; v++) {
+        for (int k = 0; k < 4; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "c|%d", k);
+            put_snapshot(&f, key, v);
+            PN_REQUIRE_OK(pn_store_batch_put_stream_time(f.batch, pn_str_c(key),
+                                                         v * 1000));
+        }
+        commit(&f);
+    }
+    stop = 1;
+    for (int i = 0; i < READERS; i++) {
+        pthread_join(th[i], NULL);
+        PN_ASSERT_EQ_INT(args[i].bad, 0);
+        PN_ASSERT(args[i].reads > 0);
+    }
+    teardown(&f);
+}
+
 static void test_memory_usage(void) {
     fixture_t f;
     setup(&f);
@@ -1398,6 +1655,10 @@ static const pn_test_case_t store_cases[] = {
     {"event retention over many chunks", test_event_retention_many},
     {"dedup expiry at the window edges", test_dedup_expiry_edges},
     {"drop partition", test_drop_partition},
+    {"read snapshot with its time", test_read_snapshot_with_time},
+    {"scan snapshots by key prefix", test_scan_snapshots_by_prefix},
+    {"drop partition drops stream times", test_drop_partition_drops_times},
+    {"concurrent readers see whole batches", test_concurrent_readers},
     {"memory usage reported and bounded", test_memory_usage},
     {"second open of a directory fails cleanly",
      test_second_open_fails_cleanly},

@@ -11,14 +11,19 @@
  *              expiry reads only what may expire (written with every dedup
  *              entry; pn_store_batch_count() counts it)
  *   meta       store format version; per-partition checkpoint (next
- *              events-topic offset to apply) and idempotency watermark
+ *              events-topic offset to apply) and idempotency watermark;
+ *              per-stream time of the last change (the snapshotter's)
  *
  * The store knows domain types but not Avro: event bytes are opaque, so
  * rebuilding a stale snapshot is the engine's job (pn_store_scan_events).
  * All writes of one committed batch go through one pn_store_batch_t and land
  * atomically, or not at all.
  *
- * A store handle may be used from one thread at a time.
+ * A store handle may be used from one thread at a time, with one
+ * exception: the readers of the "concurrent reads" section below may run on
+ * any number of other threads at the same time as the owner thread's calls
+ * (RocksDB allows it, and they share no scratch state of the handle), as
+ * long as none of them outlives pn_store_close().
  */
 #ifndef PANTHER_STORE_H
 #define PANTHER_STORE_H
@@ -174,11 +179,58 @@ PN_MUST_CHECK pn_err_t pn_store_batch_put_partition_meta(
     pn_store_batch_t *batch, int32_t partition,
     const pn_partition_meta_t *meta);
 
+/** When a stream last changed: the command time of its latest applied
+ *  event (the snapshotter's updatedAt), kept next to its snapshot. */
+PN_MUST_CHECK pn_err_t pn_store_batch_put_stream_time(pn_store_batch_t *batch,
+                                                      pn_str_t stream_key,
+                                                      int64_t at_ms);
+
 /** Writes the batch atomically (one RocksDB WriteBatch). The batch is left
  *  as it was; clear it to reuse. */
 PN_MUST_CHECK pn_err_t pn_store_commit(pn_store_t *store,
                                        pn_store_batch_t *batch, char *errstr,
                                        size_t errstr_size);
+
+/* --- concurrent reads --------------------------------------------------- */
+
+/*
+ * For readers on other threads (the snapshotter's HTTP threads) while the
+ * owner thread writes. Each call reads from one RocksDB snapshot, so a
+ * stream's state and time come from the same committed batch; each
+ * allocates what it needs and leaves pn_store_last_error() alone (the
+ * error is returned only).
+ */
+
+/** Time of a stream without one (never written by put_stream_time). */
+#define PN_STORE_NO_TIME INT64_MIN
+
+/**
+ * Reads the snapshot of a stream (as pn_store_get_snapshot) and its time
+ * (PN_STORE_NO_TIME when none) into state and *at_ms.
+ */
+PN_MUST_CHECK pn_err_t pn_store_read_snapshot(pn_store_t *store,
+                                              pn_str_t stream_key,
+                                              pn_state_t *state,
+                                              int64_t *at_ms,
+                                              pn_snapshot_status_t *status);
+
+/** Called once per snapshot; the views are valid for the call only. A
+ *  non-OK return stops the scan and is returned by it. */
+typedef pn_err_t (*pn_store_snapshot_fn)(void *opaque, pn_str_t stream_key,
+                                         const pn_state_t *state,
+                                         int64_t at_ms);
+
+/**
+ * Visits the snapshots of every stream whose key starts with `prefix`
+ * (e.g. "SKU-1|" for all nodes of a SKU; empty for all), ordered by key
+ * length, then bytes. Snapshots of another fold format version are
+ * skipped (they are not the current fold). Keys are length-prefixed, so
+ * this is one seek per distinct key length present, not a full scan.
+ */
+PN_MUST_CHECK pn_err_t pn_store_scan_snapshots(pn_store_t *store,
+                                               pn_str_t prefix,
+                                               pn_store_snapshot_fn fn,
+                                               void *opaque);
 
 /* --- maintenance ------------------------------------------------------- */
 
@@ -203,8 +255,8 @@ PN_MUST_CHECK pn_err_t pn_store_expire_dedup(pn_store_t *store,
                                              int64_t window_ms,
                                              uint64_t *n_deleted);
 
-/** Drops everything belonging to streams for which owns() is true, and the
- *  partition's metadata, in one atomic write. */
+/** Drops everything belonging to streams for which owns() is true (their
+ *  times included), and the partition's metadata, in one atomic write. */
 PN_MUST_CHECK pn_err_t pn_store_drop_partition(pn_store_t *store,
                                                int32_t partition,
                                                pn_store_key_filter_fn owns,
