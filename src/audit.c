@@ -18,6 +18,7 @@
 #include "panther/codec.h"
 #include "panther/domain.h"
 #include "panther/partition.h"
+#include "panther/schema_registry.h"
 #include "topic_reader.h"
 
 #define READ_TIMEOUT_MS 120000
@@ -42,6 +43,8 @@ typedef struct audit {
     const pn_audit_options_t *opts;
     pn_audit_report_t *report;
     pn_codec_t *codec;
+    pn_schema_registry_t *registry;
+    char decode_err[512]; /* why a command could not be judged */
     int32_t n_command_partitions;
     pn_map_t commands; /* (partition, offset) -> cmd_rec_t */
     pn_map_t streams;  /* stream key -> stream_hist_t */
@@ -94,9 +97,17 @@ static pn_err_t on_command(void *opaque, const rd_kafka_message_t *m) {
         return PN_ERR_NOMEM;
     a->report->command_records++;
     pn_command_t cmd;
-    rec->decoded = m->payload && m->len &&
-                   pn_codec_decode_command(a->codec, m->payload, m->len, &cmd,
-                                           NULL, 0) == PN_ERR_OK;
+    pn_err_t derr = m->payload && m->len
+                        ? pn_codec_decode_command(a->codec, m->payload, m->len,
+                                                  &cmd, a->decode_err,
+                                                  sizeof a->decode_err)
+                        : PN_ERR_MALFORMED;
+    if (derr == PN_ERR_IO || derr == PN_ERR_NOMEM) {
+        free(rec); /* the registry is away: no verdict possible */
+        return derr;
+    }
+    a->decode_err[0] = '\0';
+    rec->decoded = derr == PN_ERR_OK;
     if (rec->decoded) {
         char key[PN_STREAM_KEY_MAX];
         size_t len = pn_stream_key(cmd.sku_id, cmd.node_id, key, sizeof key);
@@ -451,6 +462,26 @@ static void free_audit(audit_t *a) {
     pn_map_free(&a->ids, NULL);
     free(a->forwards);
     pn_codec_free(a->codec);
+    pn_schema_registry_free(a->registry);
+}
+
+/* The codec, with the schema registry as its lookup when configured. */
+static pn_err_t audit_codec_new(audit_t *a, char *errstr,
+                                size_t errstr_size) {
+    pn_codec_config_t cc = {0};
+    const pn_audit_options_t *o = a->opts;
+    if (o->schema_registry_url && o->schema_registry_url[0]) {
+        pn_schema_registry_options_t ro = {
+            .url = o->schema_registry_url,
+            .basic_auth = o->schema_registry_auth};
+        pn_err_t err =
+            pn_schema_registry_new(&ro, &a->registry, errstr, errstr_size);
+        if (err)
+            return err;
+        cc.lookup = pn_schema_registry_lookup;
+        cc.lookup_opaque = a->registry;
+    }
+    return pn_codec_new(&cc, &a->codec, errstr, errstr_size);
 }
 
 pn_err_t pn_audit_run(const pn_audit_options_t *o, pn_audit_report_t *report,
@@ -462,8 +493,7 @@ pn_err_t pn_audit_run(const pn_audit_options_t *o, pn_audit_report_t *report,
     pn_map_init(&a.commands);
     pn_map_init(&a.streams);
     pn_map_init(&a.ids);
-    pn_codec_config_t cc = {0};
-    pn_err_t err = pn_codec_new(&cc, &a.codec, errstr, errstr_size);
+    pn_err_t err = audit_codec_new(&a, errstr, errstr_size);
     report->caught_up = true;
     if (!err && o->wait_ms > 0 && o->group_id)
         err = wait_for_group(o, &report->caught_up, errstr, errstr_size);
@@ -496,6 +526,9 @@ pn_err_t pn_audit_run(const pn_audit_options_t *o, pn_audit_report_t *report,
         err = pn_topic_read_all(o->kafka, o->n_kafka, passes[i].topic,
                                 passes[i].fn, &a, READ_TIMEOUT_MS, errstr,
                                 errstr_size);
+    if (err && a.decode_err[0])
+        err = pn_err_set(errstr, errstr_size, err, "cannot judge a command: %s",
+                         a.decode_err);
     if (!err) {
         resolve_forwards(&a);
         pn_map_foreach(&a.commands, judge_record, &a);

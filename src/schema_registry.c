@@ -106,13 +106,14 @@ static pn_err_t parse_urls(pn_schema_registry_t *reg, const char *list,
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
     for (const char *p = list;; p++) {
         size_t len = strcspn(p, ",");
-        const char *end = p + len;
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
-        while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '/'))
+        const char *start = p, *end = p + len;
+        while (start < end && (*start == ' ' || *start == '\t'))
+            start++;
+        while (end > start &&
+               (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '/'))
             end--;
         endpoint_t *ep = &reg->endpoints[reg->n_endpoints];
-        ep->url = strndup(p, (size_t)(end - p));
+        ep->url = strndup(start, (size_t)(end - start));
         ep->shown = ep->url ? masked_url(ep->url) : NULL;
         if (!ep->url || !ep->shown)
             return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,

@@ -40,6 +40,11 @@ typedef struct pn_audit_options {
      * end of the commands topic before auditing; 0 = audit at once. */
     int wait_ms;
     size_t max_reported; /* violations described in the report; 0 = 20 */
+    /* Schema Registry for Confluent-framed commands, as the workers use it
+     * (worker.h); NULL or "" for none. The audit fails rather than judge a
+     * record whose schema the registry cannot serve now. */
+    const char *schema_registry_url;
+    const char *schema_registry_auth;
 } pn_audit_options_t;
 
 typedef struct pn_audit_report {

@@ -86,6 +86,9 @@ int pn_cli_audit(int argc, char **argv) {
             .n_kafka = kp.n,
             .wait_ms = wait_ms,
             .max_reported = (size_t)max_reported,
+            .schema_registry_url = pn_config_get_str(cfg, "schema.registry.url"),
+            .schema_registry_auth = pn_config_get_str(
+                cfg, "schema.registry.basic.auth.user.info"),
         };
         e = pn_audit_run(&o, &report, err, sizeof err);
     }
