@@ -138,10 +138,12 @@ pn_err_t pn_worker_restore(pn_worker_t *w, char *errstr, size_t errstr_size) {
     restore_progress_t rp = {.remaining = w->to_restore->cnt,
                              .started = now_s()};
     rp.last_log = rp.started;
+    pn_worker_metrics_restore(w, 0, rp.remaining);
     while (rp.remaining > 0 && !w->stop && !err) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->restore_consumer, 200);
         if (!m) {
             log_progress(w, &rp, false);
+            pn_worker_metrics_restore(w, rp.applied, rp.remaining);
             continue;
         }
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -153,6 +155,7 @@ pn_err_t pn_worker_restore(pn_worker_t *w, char *errstr, size_t errstr_size) {
             err = apply(w, m, &rp, errstr, errstr_size);
         rd_kafka_message_destroy(m);
         log_progress(w, &rp, false);
+        pn_worker_metrics_restore(w, rp.applied, rp.remaining);
     }
     rd_kafka_assign(w->restore_consumer, NULL);
     if (!err)

@@ -199,6 +199,7 @@ static pn_err_t consumer_new(pn_worker_t *w, char *errstr,
         {"auto.offset.reset", "earliest"},
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
+        {"statistics.interval.ms", "5000"}, /* consumer lag metrics */
     };
     const pn_kafka_prop_t fixed[] = {
         {"group.id", w->opts.group_id},
@@ -213,14 +214,16 @@ static pn_err_t consumer_new(pn_worker_t *w, char *errstr,
         {"partition.assignment.strategy", "range,roundrobin"},
     };
     rd_kafka_conf_t *conf;
-    pn_err_t err = pn_kafka_conf_new(defaults, 3, w->opts.kafka,
-                                     w->opts.n_kafka, fixed,
+    pn_err_t err = pn_kafka_conf_new(defaults, w->opts.metrics ? 4 : 3,
+                                     w->opts.kafka, w->opts.n_kafka, fixed,
                                      sizeof fixed / sizeof fixed[0], &conf,
                                      errstr, errstr_size);
     if (err)
         return err;
     rd_kafka_conf_set_opaque(conf, w);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    if (w->opts.metrics)
+        rd_kafka_conf_set_stats_cb(conf, pn_worker_metrics_stats_cb);
     char why[512];
     w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
     if (!w->consumer) {
@@ -304,6 +307,8 @@ pn_err_t pn_worker_new(const pn_worker_options_t *opts, pn_worker_t **workerp,
         err = consumer_new(w, errstr, errstr_size);
     if (!err)
         err = check_topics(w, errstr, errstr_size);
+    if (!err)
+        err = pn_worker_metrics_new(w, errstr, errstr_size);
     if (!err) {
         w->event_offsets = malloc((size_t)w->n_partitions * sizeof *w->event_offsets);
         w->cap_msgs = (size_t)opts->batch_max_commands;
@@ -338,6 +343,7 @@ void pn_worker_free(pn_worker_t *w) {
     pn_codec_free(w->codec);
     pn_schema_registry_free(w->registry);
     pn_buf_free(&w->scratch);
+    pn_worker_metrics_free(w->metrics);
     free(w->event_offsets);
     free(w->msgs);
     free(w);
@@ -579,6 +585,7 @@ static pn_err_t recover(pn_worker_t *w, pn_err_t cause, const char *why,
 static pn_err_t run_batch(pn_worker_t *w, char *errstr, size_t errstr_size) {
     char why[512] = "";
     reset_delivery(w);
+    pn_worker_metrics_batch_begin(w);
     w->stats.batches++;
     pn_err_t err = w->opts.exactly_once
                        ? run_transaction(w, why, sizeof why)
@@ -599,6 +606,7 @@ static pn_err_t run_batch(pn_worker_t *w, char *errstr, size_t errstr_size) {
     }
     w->stats.commits++;
     w->consecutive_aborts = 0;
+    pn_worker_metrics_batch_committed(w);
     drop_batch(w);
     err = commit_local(w, errstr, errstr_size);
     if (err)
@@ -628,6 +636,7 @@ pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
               PN_LOG_INT("partitions", w->n_partitions));
     pn_err_t err = PN_ERR_OK;
     while (!w->stop && !err) {
+        pn_worker_metrics_tick(w);
         if (w->to_restore->cnt) {
             err = pn_worker_restore(w, errstr, errstr_size);
             continue;

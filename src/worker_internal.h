@@ -9,6 +9,7 @@
 
 #include "panther/buf.h"
 #include "panther/worker.h"
+#include "worker_metrics.h"
 
 struct pn_worker_s {
     pn_worker_options_t opts; /* strings borrowed from the caller */
@@ -34,6 +35,7 @@ struct pn_worker_s {
     pn_buf_t scratch;
     unsigned consecutive_aborts; /* for the retry back-off */
     pn_worker_stats_t stats;
+    pn_worker_metrics_t *metrics; /* NULL without metrics and health */
 };
 
 /** Produces one record (copied); headers are owned by librdkafka after

@@ -95,6 +95,7 @@ static pn_err_t execute(pn_worker_t *w, const rd_kafka_message_t *m,
     if (err)
         return err;
     w->stats.commands++;
+    pn_worker_metrics_outcome(w, &res.outcome);
     if (res.has_event) {
         err = pn_worker_produce(w, w->opts.events_topic, m->partition,
                                 res.stream_key.ptr, res.stream_key.len,

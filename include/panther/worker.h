@@ -19,6 +19,7 @@
 #include "panther/engine.h"
 #include "panther/err.h"
 #include "panther/kafka.h"
+#include "panther/metrics.h"
 #include "panther/schema_registry.h"
 #include "panther/store.h"
 
@@ -50,6 +51,12 @@ typedef struct pn_worker_options {
      * aborted and retried after a backoff. */
     const char *schema_registry_url;
     const char *schema_registry_auth; /* "user:password" or NULL; secret */
+    /* Metrics and health (metrics.h), borrowed, NULL for none: the worker
+     * registers its panther_* families in `metrics` and keeps `health`
+     * live (a beat per loop iteration) and ready (partitions assigned and
+     * restored). */
+    pn_metrics_t *metrics;
+    pn_health_t *health;
 } pn_worker_options_t;
 
 /** Counters for logs, metrics and tests. Monotonic. */

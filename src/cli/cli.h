@@ -16,5 +16,7 @@ int pn_cli_worker(int argc, char **argv);
 int pn_cli_produce(int argc, char **argv);
 int pn_cli_consume(int argc, char **argv);
 int pn_cli_audit(int argc, char **argv);
+int pn_cli_state(int argc, char **argv);
+int pn_cli_rebuild(int argc, char **argv);
 
 #endif

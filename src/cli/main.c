@@ -13,6 +13,8 @@ static const pn_cli_command_t commands[] = {
     {"bench", "run a benchmark (engine)", pn_cli_bench},
     {"produce", "publish commands given as JSON lines", pn_cli_produce},
     {"consume", "print records of a Panther topic as JSON lines", pn_cli_consume},
+    {"state", "print the state of one stream as JSON", pn_cli_state},
+    {"rebuild", "rebuild the local store from the events topic", pn_cli_rebuild},
 };
 
 static void usage(FILE *out) {
