@@ -5,7 +5,7 @@
  * worker must neither dead-letter nor execute anything, only retry; once
  * it is back every command gets its outcome, the id the registry does not
  * know is dead-lettered, and the audit (which also asks the registry)
- * finds no violation.
+ * finds no violation; `panther consume commands` decodes them too.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -142,6 +142,20 @@ static void test_outage_retries_then_recovers(void) {
     PN_ASSERT_EQ_INT(r->outcome.available, 7);
     pn_it_free_outcomes(outs, n_out);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
+
+    /* panther consume decodes the framed commands through the registry. */
+    const char *consume[] = {"consume", "commands", "--topic", it.commands,
+                             "--bootstrap", it.bootstrap, "--exit-at-end",
+                             "--timeout-ms", "60000", "--set", set_url,
+                             "--set", "schema.registry.basic.auth.user.info=" AUTH,
+                             NULL};
+    PN_ASSERT_EQ_INT(pn_it_run_panther(&it, consume), 0);
+    char cmd_log[4200];
+    snprintf(cmd_log, sizeof cmd_log, "%s/cmd.log", it.dir);
+    PN_ASSERT(file_contains(cmd_log, "\"id\":\"r-1\""));
+    PN_ASSERT(file_contains(cmd_log, "\"id\":\"u-2\""));
+    PN_ASSERT(file_contains(cmd_log, "\"error\":\"UNKNOWN_SCHEMA\""));
+    PN_ASSERT(!file_contains(cmd_log, "s3cret"));
 
     /* The worker said why it retried, and never logged the password. */
     char log[4200];
