@@ -83,6 +83,8 @@ bool pn_it_init(pn_it_t *it, const char *tag, int n_partitions,
 }
 
 void pn_it_cleanup(pn_it_t *it) {
+    if (it->default_producer)
+        rd_kafka_destroy(it->default_producer);
     if (it->producer) {
         rd_kafka_flush(it->producer, 30000);
         rd_kafka_destroy(it->producer);
@@ -104,21 +106,41 @@ pn_command_t pn_it_cmd(pn_command_type_t type, const char *id,
     return c;
 }
 
-static void produce(pn_it_t *it, int32_t partition, const void *key,
-                    size_t key_len, const void *value, size_t len) {
+static void produce_with(pn_it_t *it, rd_kafka_t *rk, int32_t partition,
+                         const void *key, size_t key_len, const void *value,
+                         size_t len) {
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            it->producer, RD_KAFKA_V_TOPIC(it->commands),
+            rk, RD_KAFKA_V_TOPIC(it->commands),
             RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY((void *)key, key_len),
             RD_KAFKA_V_VALUE((void *)value, len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(it->producer, 50);
+            rd_kafka_poll(rk, 50);
             continue;
         }
         PN_ASSERT_(e == 0, CU_TRUE, "produce: %s", rd_kafka_err2str(e));
         return;
     }
+}
+
+static void produce(pn_it_t *it, int32_t partition, const void *key,
+                    size_t key_len, const void *value, size_t len) {
+    produce_with(it, it->producer, partition, key, key_len, value, len);
+}
+
+void pn_it_send_default_partitioner(pn_it_t *it, const pn_command_t *cmd) {
+    if (!it->default_producer)
+        it->default_producer = client(it->bootstrap, RD_KAFKA_PRODUCER, true);
+    pn_buf_t buf;
+    pn_buf_init(&buf, 1 << 20);
+    PN_REQUIRE(pn_codec_encode_command(it->codec, cmd, PN_FRAMING_PLAIN, 0,
+                                       &buf) == PN_ERR_OK);
+    char key[PN_STREAM_KEY_MAX];
+    size_t key_len = pn_stream_key(cmd->sku_id, cmd->node_id, key, sizeof key);
+    produce_with(it, it->default_producer, RD_KAFKA_PARTITION_UA, key, key_len,
+                 buf.data, buf.len);
+    pn_buf_free(&buf);
 }
 
 void pn_it_send(pn_it_t *it, const pn_command_t *cmd, bool random_partition) {
@@ -148,6 +170,8 @@ void pn_it_send_raw(pn_it_t *it, const void *value, size_t len) {
 }
 
 void pn_it_flush(pn_it_t *it) {
+    if (it->default_producer)
+        PN_ASSERT_EQ_INT(rd_kafka_flush(it->default_producer, 60000), 0);
     PN_ASSERT_EQ_INT(rd_kafka_flush(it->producer, 60000), 0);
 }
 

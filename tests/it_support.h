@@ -26,6 +26,7 @@ typedef struct pn_it {
     char *dir; /* scratch directory for worker stores and logs */
     pn_codec_t *codec;
     struct rd_kafka_s *producer;
+    struct rd_kafka_s *default_producer; /* librdkafka's own partitioner */
 } pn_it_t;
 
 /** Sets up a test: broker address, unique topic prefix, topics with
@@ -39,6 +40,9 @@ void pn_it_cleanup(pn_it_t *it);
  *  flush is true. */
 void pn_it_send(pn_it_t *it, const pn_command_t *cmd, bool random_partition);
 void pn_it_send_raw(pn_it_t *it, const void *value, size_t len);
+/** Produces with librdkafka's default partitioner (consistent_random, a
+ *  CRC32 of the key), as a careless producer would. */
+void pn_it_send_default_partitioner(pn_it_t *it, const pn_command_t *cmd);
 void pn_it_flush(pn_it_t *it);
 
 /** A command for tests; strings must outlive the call to pn_it_send. */

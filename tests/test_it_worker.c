@@ -118,6 +118,16 @@ static void test_dead_letters_and_forwarding(void) {
                                    true, 5 + i);
         pn_it_send(&it, &c, i % 2 == 0); /* half of them misrouted */
     }
+    /* And 40 from a producer left on librdkafka's default partitioner:
+     * some land on the wrong partition by its CRC32. */
+    char ids2[40][16], skus2[40][16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(ids2[i], sizeof ids2[i], "d%d", i);
+        snprintf(skus2[i], sizeof skus2[i], "D%d", i);
+        pn_command_t c = pn_it_cmd(PN_CMD_UPDATE, ids2[i], NULL, skus2[i], "N",
+                                   true, 5 + i);
+        pn_it_send_default_partitioner(&it, &c);
+    }
     pn_it_flush(&it);
     pid_t w = pn_it_worker_start(&it, "w1", NULL);
     pn_audit_report_t report;
@@ -125,10 +135,10 @@ static void test_dead_letters_and_forwarding(void) {
     PN_ASSERT_EQ_INT(report.violations, 0);
     PN_ASSERT_EQ_INT(report.dead_letters, 2);
     PN_ASSERT_EQ_INT(report.undecodable, 2);
-    PN_ASSERT_EQ_INT(report.misrouted, 20);
-    PN_ASSERT_EQ_INT(report.forwarded_copies, 20);
-    PN_ASSERT_EQ_INT(report.outcomes, 40);
-    PN_ASSERT_EQ_INT(report.events, 40);
+    PN_ASSERT(report.misrouted > 20); /* 20 by hand, some by the CRC32 */
+    PN_ASSERT_EQ_INT(report.forwarded_copies, report.misrouted);
+    PN_ASSERT_EQ_INT(report.outcomes, 80);
+    PN_ASSERT_EQ_INT(report.events, 80);
     pn_audit_report_free(&report);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
     pn_it_cleanup(&it);
