@@ -13,6 +13,7 @@ typedef struct pn_cli_command {
 
 int pn_cli_bench(int argc, char **argv);
 int pn_cli_worker(int argc, char **argv);
+int pn_cli_snapshotter(int argc, char **argv);
 int pn_cli_produce(int argc, char **argv);
 int pn_cli_consume(int argc, char **argv);
 int pn_cli_audit(int argc, char **argv);

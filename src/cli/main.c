@@ -9,6 +9,8 @@
 
 static const pn_cli_command_t commands[] = {
     {"worker", "execute commands from Kafka, exactly once", pn_cli_worker},
+    {"snapshotter", "fold events into snapshots: compacted topic, read API",
+     pn_cli_snapshotter},
     {"audit", "check the exactly-once guarantee on the topics", pn_cli_audit},
     {"bench", "run a benchmark (engine)", pn_cli_bench},
     {"produce", "publish commands given as JSON lines", pn_cli_produce},
