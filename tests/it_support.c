@@ -56,6 +56,21 @@ static void create_topics(pn_it_t *it, int n, int n_events) {
     rd_kafka_queue_destroy(q);
     for (int i = 0; i < 4; i++)
         rd_kafka_NewTopic_destroy(topics[i]);
+    /* CreateTopics returns before every broker's metadata knows the
+     * topics: a worker started at once could be told they do not exist
+     * (and exit 2). Wait until they are visible with their partitions. */
+    for (int i = 0; i < 4; i++) {
+        int32_t count = 0;
+        for (int tries = 0; tries < 300; tries++) {
+            pn_err_t e = pn_kafka_partition_count(rk, names[i], 2000, &count,
+                                                  why, sizeof why);
+            if (e == PN_ERR_OK && count == (i == 1 ? n_events : n))
+                break;
+            usleep(100 * 1000);
+        }
+        PN_ASSERT_(count == (i == 1 ? n_events : n), CU_TRUE,
+                   "topic %s visible with its partitions", names[i]);
+    }
     rd_kafka_destroy(rk);
 }
 
