@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "cli_config.h"
 #include "cli_store.h"
+#include "panther/buf.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -86,8 +87,12 @@ static int print_local(const pn_config_t *cfg, const char *sku,
     return rc;
 }
 
+/* The answer is kept (bounded) until its status is known: only a 200 goes
+ * to stdout. */
+#define BODY_MAX ((size_t)16 << 20)
+
 static size_t on_body(char *ptr, size_t size, size_t n, void *opaque) {
-    return fwrite(ptr, size, n, opaque) * size;
+    return pn_buf_append(opaque, ptr, size * n) ? 0 : size * n;
 }
 
 /* GET <url>/v1/inventory/<sku>/<node>, the body to stdout. */
@@ -104,12 +109,14 @@ static int print_remote(const char *base, const char *sku, const char *node) {
                   (enode ? strlen(enode) : 0) + 32;
     char *url = malloc(size);
     int rc = PN_EXIT_FAILURE;
+    pn_buf_t body;
+    pn_buf_init(&body, BODY_MAX);
     if (url && esku && enode) {
         snprintf(url, size, "%.*s/v1/inventory/%s/%s", (int)base_len, base,
                  esku, enode);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, stdout);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
         curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
         CURLcode cc = curl_easy_perform(curl);
@@ -119,11 +126,20 @@ static int print_remote(const char *base, const char *sku, const char *node) {
             fprintf(stderr, "panther state: %s: %s\n", url,
                     curl_easy_strerror(cc));
         else if (status == 200)
-            rc = PN_EXIT_OK;
-        else
-            fprintf(stderr, "panther state: %s answered %ld%s\n", url, status,
-                    status == 404 ? " (no such stream)" : "");
+            rc = fwrite(body.data, 1, body.len, stdout) == body.len
+                     ? PN_EXIT_OK
+                     : PN_EXIT_FAILURE;
+        else {
+            size_t shown = body.len < 1024 ? body.len : 1024;
+            while (shown && (body.data[shown - 1] == '\n' ||
+                             body.data[shown - 1] == '\r'))
+                shown--;
+            fprintf(stderr, "panther state: %s answered %ld%s: %.*s\n", url,
+                    status, status == 404 ? " (no such stream)" : "",
+                    (int)shown, shown ? (const char *)body.data : "");
+        }
     }
+    pn_buf_free(&body);
     curl_free(esku);
     curl_free(enode);
     free(url);
