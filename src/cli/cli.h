@@ -19,5 +19,6 @@ int pn_cli_consume(int argc, char **argv);
 int pn_cli_audit(int argc, char **argv);
 int pn_cli_state(int argc, char **argv);
 int pn_cli_rebuild(int argc, char **argv);
+int pn_cli_demo(int argc, char **argv);
 
 #endif

@@ -8,6 +8,8 @@
 #include "cli.h"
 
 static const pn_cli_command_t commands[] = {
+    {"demo", "run the whole flow in-process on a mock cluster (no broker)",
+     pn_cli_demo},
     {"worker", "execute commands from Kafka, exactly once", pn_cli_worker},
     {"snapshotter", "fold events into snapshots: compacted topic, read API",
      pn_cli_snapshotter},
