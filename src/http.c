@@ -165,7 +165,8 @@ static size_t keep_escapes(void *cls, struct MHD_Connection *conn, char *s) {
     return strlen(s);
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void
+on_mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
