@@ -1,0 +1,364 @@
+/*
+ * panther bench passthrough-worker: the transactional baseline of
+ * `panther bench e2e` (hidden; the bench starts it as a process).
+ *
+ * The worker's Kafka loop with nothing of Panther inside it: the same
+ * consumer and producer settings as src/worker.c (read_committed, static
+ * membership, idempotent transactional producer, linger = min(commit
+ * interval, 5 ms)), the same batch rule (up to --batch records or
+ * --commit-interval-ms after the first one), and per batch begin, produce,
+ * send_offsets_to_transaction, commit. Each input record is copied to the
+ * same partition of the output topic with its key and value and, as the
+ * worker does, headers naming the source partition and offset: one output
+ * per input, no decoding, no state, no store.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench.h"
+#include "bench_util.h"
+#include "panther/kafka.h"
+#include "panther/log.h"
+
+typedef struct pt_options {
+    const char *bootstrap;
+    const char *input;
+    const char *output;
+    const char *group;
+    const char *instance;
+    uint64_t batch;
+    uint64_t commit_interval_ms;
+} pt_options_t;
+
+typedef struct passthrough {
+    pt_options_t o;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    rd_kafka_message_t **msgs;
+    size_t n_msgs;
+    uint64_t records;
+    uint64_t commits;
+    uint64_t aborts;
+} passthrough_t;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static rd_kafka_t *client(passthrough_t *pt, rd_kafka_type_t type,
+                          const pn_kafka_prop_t *defaults, size_t n_defaults,
+                          const pn_kafka_prop_t *fixed, size_t n_fixed) {
+    const pn_kafka_prop_t user[] = {{"bootstrap.servers", pt->o.bootstrap}};
+    rd_kafka_conf_t *conf;
+    char why[512];
+    if (pn_kafka_conf_new(defaults, n_defaults, user, 1, fixed, n_fixed, &conf,
+                          why, sizeof why)) {
+        fprintf(stderr, "passthrough: %s\n", why);
+        return NULL;
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "passthrough: cannot create a client: %s\n", why);
+    }
+    return rk;
+}
+
+/* Settings copied from src/worker.c, so only Panther's work differs. */
+static int clients_new(passthrough_t *pt) {
+    char linger[16], txn_id[512];
+    snprintf(linger, sizeof linger, "%d",
+             pt->o.commit_interval_ms < 5 ? (int)pt->o.commit_interval_ms : 5);
+    snprintf(txn_id, sizeof txn_id, "%s-%s", pt->o.group, pt->o.instance);
+    const pn_kafka_prop_t pdefaults[] = {
+        {"linger.ms", linger},
+        {"transaction.timeout.ms", "10000"},
+        {"message.max.bytes", "2000000"},
+    };
+    const pn_kafka_prop_t pfixed[] = {
+        {"enable.idempotence", "true"},
+        {"partitioner", "murmur2_random"},
+        {"transactional.id", txn_id},
+    };
+    const pn_kafka_prop_t cdefaults[] = {
+        {"auto.offset.reset", "earliest"},
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "1000"},
+    };
+    const pn_kafka_prop_t cfixed[] = {
+        {"group.id", pt->o.group},
+        {"group.instance.id", pt->o.instance},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"isolation.level", "read_committed"},
+        {"partition.assignment.strategy", "range,roundrobin"},
+    };
+    pt->consumer = client(pt, RD_KAFKA_CONSUMER, cdefaults, 3, cfixed, 6);
+    pt->producer = client(pt, RD_KAFKA_PRODUCER, pdefaults, 3, pfixed, 3);
+    if (!pt->consumer || !pt->producer)
+        return 1;
+    rd_kafka_poll_set_consumer(pt->consumer);
+    rd_kafka_error_t *error = rd_kafka_init_transactions(pt->producer, 60000);
+    if (error) {
+        fprintf(stderr, "passthrough: init_transactions: %s\n",
+                rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        return 1;
+    }
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, pt->o.input, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t rerr = rd_kafka_subscribe(pt->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (rerr) {
+        fprintf(stderr, "passthrough: subscribe: %s\n", rd_kafka_err2str(rerr));
+        return 1;
+    }
+    return 0;
+}
+
+static void drop_batch(passthrough_t *pt) {
+    for (size_t i = 0; i < pt->n_msgs; i++)
+        rd_kafka_message_destroy(pt->msgs[i]);
+    pt->n_msgs = 0;
+}
+
+/* The worker's collect_batch: until full, or the commit interval after the
+ * first record, or idle. */
+static void collect_batch(passthrough_t *pt) {
+    int64_t deadline = -1;
+    while (pt->n_msgs < pt->o.batch && !stop_requested) {
+        int timeout = 100;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                break;
+            timeout = (int)left;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(pt->consumer, timeout);
+        if (!m) {
+            if (deadline < 0)
+                return;
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                fprintf(stderr, "passthrough: consumer: %s\n",
+                        rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (deadline < 0)
+            deadline = now_ms() + (int64_t)pt->o.commit_interval_ms;
+        pt->msgs[pt->n_msgs++] = m;
+    }
+}
+
+/* panther.source.partition / .offset, as the worker writes them (and the
+ * latency reader matches outputs to commands by them). */
+static rd_kafka_headers_t *source_headers(const rd_kafka_message_t *m) {
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    char text[32];
+    int n = snprintf(text, sizeof text, "%" PRId32, m->partition);
+    rd_kafka_header_add(h, PN_HEADER_SOURCE_PARTITION, -1, text, n);
+    n = snprintf(text, sizeof text, "%" PRId64, m->offset);
+    rd_kafka_header_add(h, PN_HEADER_SOURCE_OFFSET, -1, text, n);
+    return h;
+}
+
+static rd_kafka_error_t *produce_all(passthrough_t *pt) {
+    for (size_t i = 0; i < pt->n_msgs; i++) {
+        const rd_kafka_message_t *m = pt->msgs[i];
+        rd_kafka_headers_t *h = source_headers(m);
+        for (;;) {
+            rd_kafka_resp_err_t rerr = rd_kafka_producev(
+                pt->producer, RD_KAFKA_V_TOPIC(pt->o.output),
+                RD_KAFKA_V_PARTITION(m->partition),
+                RD_KAFKA_V_KEY(m->key, m->key_len),
+                RD_KAFKA_V_VALUE(m->payload, m->len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(pt->producer, 50);
+                continue;
+            }
+            if (rerr) {
+                rd_kafka_headers_destroy(h);
+                return rd_kafka_error_new(rerr, "produce: %s",
+                                          rd_kafka_err2str(rerr));
+            }
+            break;
+        }
+    }
+    return NULL;
+}
+
+static rd_kafka_error_t *send_offsets(passthrough_t *pt) {
+    rd_kafka_topic_partition_list_t *offsets =
+        rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < pt->n_msgs; i++) {
+        const rd_kafka_message_t *m = pt->msgs[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(offsets, topic, m->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(offsets, topic, m->partition);
+        tp->offset = m->offset + 1;
+    }
+    rd_kafka_consumer_group_metadata_t *cgmd =
+        rd_kafka_consumer_group_metadata(pt->consumer);
+    rd_kafka_error_t *error =
+        rd_kafka_send_offsets_to_transaction(pt->producer, offsets, cgmd, -1);
+    rd_kafka_consumer_group_metadata_destroy(cgmd);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    return error;
+}
+
+static rd_kafka_error_t *run_transaction(passthrough_t *pt) {
+    rd_kafka_error_t *error = rd_kafka_begin_transaction(pt->producer);
+    if (!error)
+        error = produce_all(pt);
+    if (!error)
+        error = send_offsets(pt);
+    while (!error) {
+        error = rd_kafka_commit_transaction(pt->producer, -1);
+        if (!error || !rd_kafka_error_is_retriable(error))
+            break;
+        rd_kafka_error_destroy(error);
+        error = NULL;
+    }
+    return error;
+}
+
+/* After an abortable error: abort, and consume again from the committed
+ * offsets, as the worker does. */
+static int recover(passthrough_t *pt, rd_kafka_error_t *error) {
+    fprintf(stderr, "passthrough: batch failed: %s\n",
+            rd_kafka_error_string(error));
+    bool abortable = rd_kafka_error_txn_requires_abort(error);
+    rd_kafka_error_destroy(error);
+    drop_batch(pt);
+    if (!abortable)
+        return 1;
+    pt->aborts++;
+    error = rd_kafka_abort_transaction(pt->producer, -1);
+    if (error) {
+        fprintf(stderr, "passthrough: abort: %s\n", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        return 1;
+    }
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(pt->consumer, &parts) || !parts)
+        return 1;
+    rd_kafka_committed(pt->consumer, parts, 30000);
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].offset < 0)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    error = rd_kafka_seek_partitions(pt->consumer, parts, 30000);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (error)
+        rd_kafka_error_destroy(error);
+    return 0;
+}
+
+static int run(passthrough_t *pt) {
+    int rc = 0;
+    while (!stop_requested && !rc) {
+        collect_batch(pt);
+        if (!pt->n_msgs)
+            continue;
+        rd_kafka_error_t *error = run_transaction(pt);
+        if (error) {
+            rc = recover(pt, error);
+            continue;
+        }
+        pt->records += pt->n_msgs;
+        pt->commits++;
+        drop_batch(pt);
+    }
+    drop_batch(pt);
+    rd_kafka_consumer_close(pt->consumer);
+    rd_kafka_flush(pt->producer, 10000);
+    fprintf(stderr, "passthrough: stopped: %llu records, %llu commits, "
+                    "%llu aborts\n",
+            (unsigned long long)pt->records, (unsigned long long)pt->commits,
+            (unsigned long long)pt->aborts);
+    return rc;
+}
+
+static int parse_args(int argc, char **argv, pt_options_t *o) {
+    static const struct option longopts[] = {
+        {"bootstrap", required_argument, NULL, 'B'},
+        {"input", required_argument, NULL, 'i'},
+        {"output", required_argument, NULL, 'o'},
+        {"group", required_argument, NULL, 'g'},
+        {"instance", required_argument, NULL, 'I'},
+        {"batch", required_argument, NULL, 'b'},
+        {"commit-interval-ms", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'B': o->bootstrap = optarg; break;
+        case 'i': o->input = optarg; break;
+        case 'o': o->output = optarg; break;
+        case 'g': o->group = optarg; break;
+        case 'I': o->instance = optarg; break;
+        case 'b':
+        case 'c':
+            if (!pn_bench_parse_u64(optarg, c == 'b' ? &o->batch
+                                                     : &o->commit_interval_ms) ||
+                (c == 'b' && o->batch == 0))
+                return 2;
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (optind < argc || !o->bootstrap || !o->input || !o->output || !o->group)
+        return 2;
+    return 0;
+}
+
+int pn_bench_passthrough_main(int argc, char **argv) {
+    passthrough_t pt = {.o = {.instance = "passthrough-0", .batch = 5000,
+                              .commit_interval_ms = 100}};
+    if (parse_args(argc, argv, &pt.o)) {
+        fprintf(stderr,
+                "usage: panther bench passthrough-worker --bootstrap HOSTS "
+                "--input TOPIC --output TOPIC --group G [--instance I] "
+                "[--batch N] [--commit-interval-ms MS]\n"
+                "(started by 'panther bench e2e' as its baseline)\n");
+        return 2;
+    }
+    pn_log_set_level(PN_LOG_WARN); /* librdkafka's info lines */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    pt.msgs = calloc(pt.o.batch, sizeof *pt.msgs);
+    int rc = !pt.msgs || clients_new(&pt);
+    if (!rc)
+        rc = run(&pt);
+    if (pt.consumer)
+        rd_kafka_destroy(pt.consumer);
+    if (pt.producer)
+        rd_kafka_destroy(pt.producer);
+    free(pt.msgs);
+    return rc;
+}
