@@ -809,6 +809,14 @@ static void test_gap_is_reported(void) {
     PN_ASSERT_EQ_INT(count_log_lines(sp.log, any_gap), 1); /* not again for v5 */
     const char *junk[] = {"undecodable event skipped", NULL};
     PN_ASSERT_EQ_INT(count_log_lines(sp.log, junk), 1);
+    /* The gap shows in /metrics too (mirrored twice a second). */
+    pn_it_sleep_ms(1200);
+    reply_t m;
+    http_get(sp.port, "/metrics", &m);
+    PN_ASSERT_EQ_INT(m.status, 200);
+    PN_ASSERT(m.body && strstr(m.body, "\npanther_snapshotter_gaps_total 1\n"));
+    PN_ASSERT(m.body && strstr(m.body, "\npanther_snapshotter_bad_events_total 1\n"));
+    reply_free(&m);
 
     /* The topic holds G at version 2, not past the gap. */
     PN_ASSERT_EQ_INT(pn_it_worker_stop(sp.pid, SIGTERM), 0);

@@ -10,6 +10,7 @@
 #include "panther/log.h"
 #include "panther/metrics.h"
 #include "panther/snapshotter.h"
+#include "snapshotter_metrics.h"
 
 /* /livez fails when the loop has not moved for this long. */
 #define LIVENESS_STALL_MS 30000
@@ -31,7 +32,8 @@ static void usage(FILE *out) {
             "http.bind:snapshotter.http.port:\n"
             "  GET /v1/inventory/{sku}/{node}   one stream, as JSON\n"
             "  GET /v1/inventory/{sku}          every node of a SKU\n"
-            "  GET /livez, /readyz              health\n\n" PN_CLI_CONFIG_USAGE);
+            "  GET /livez, /readyz              health\n"
+            "  GET /metrics                     Prometheus metrics\n\n" PN_CLI_CONFIG_USAGE);
 }
 
 static void snapshotter_options(const pn_config_t *cfg,
@@ -104,14 +106,20 @@ int pn_cli_snapshotter(int argc, char **argv) {
     char err[1024] = "";
     pn_snapshotter_t *s = NULL;
     pn_health_t *health = pn_health_new(LIVENESS_STALL_MS);
-    pn_err_t e = health ? pn_cli_kafka_props_load(cfg, &kp) : PN_ERR_NOMEM;
+    pn_metrics_t *registry = pn_metrics_new();
+    pn_snapshotter_metrics_t *metrics =
+        registry ? pn_snapshotter_metrics_new(registry) : NULL;
+    pn_err_t e = health && metrics ? pn_cli_kafka_props_load(cfg, &kp)
+                                   : PN_ERR_NOMEM;
     if (!e) {
         snapshotter_options(cfg, &kp, &opts);
         opts.health = health;
         opts.routes = routes;
-        opts.n_routes = pn_metrics_http_routes(NULL, health, routes);
+        opts.n_routes = pn_metrics_http_routes(registry, health, routes);
         e = pn_snapshotter_new(&opts, &s, err, sizeof err);
     }
+    if (!e)
+        e = pn_snapshotter_metrics_start(metrics, s);
     if (e) {
         pn_log_kv(PN_LOG_ERROR, "snapshotter cannot start", PN_LOG_ERR(e),
                   PN_LOG_STR("detail", err));
@@ -123,7 +131,9 @@ int pn_cli_snapshotter(int argc, char **argv) {
     } else {
         rc = run(s);
     }
+    pn_snapshotter_metrics_free(metrics);
     pn_snapshotter_free(s);
+    pn_metrics_free(registry);
     pn_health_free(health);
     pn_cli_kafka_props_free(&kp);
     pn_config_destroy(cfg);
