@@ -73,6 +73,30 @@ int pn_cli_config_build(const char *command, const pn_cli_config_args_t *args,
     return PN_EXIT_OK;
 }
 
+int pn_cli_config_only(const char *command, int argc, char **argv,
+                       void (*usage)(FILE *out), pn_config_t **cfgp,
+                       bool *done) {
+    static const struct option longopts[] = {PN_CLI_CONFIG_OPTIONS,
+                                             {NULL, 0, NULL, 0}};
+    pn_cli_config_args_t args = {0};
+    bool usage_error = false;
+    int c;
+    *done = true;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+        if (!pn_cli_config_option(&args, c, optarg, &usage_error))
+            usage_error = true;
+    if (usage_error || optind < argc) {
+        usage(stderr);
+        return PN_EXIT_USAGE;
+    }
+    if (args.help) {
+        usage(stdout);
+        return PN_EXIT_OK;
+    }
+    return pn_cli_config_build(command, &args, cfgp, done);
+}
+
 static pn_err_t add_prop(const char *name, const char *value,
                          const char *source, void *opaque) {
     (void)source;

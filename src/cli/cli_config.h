@@ -57,6 +57,15 @@ bool pn_cli_config_option(pn_cli_config_args_t *args, int c, const char *arg,
 int pn_cli_config_build(const char *command, const pn_cli_config_args_t *args,
                         pn_config_t **cfgp, bool *done);
 
+/**
+ * For commands that take only the configuration flags: parses argv,
+ * answers --help and usage errors with `usage`, then builds the
+ * configuration as pn_cli_config_build does (same return and *done).
+ */
+int pn_cli_config_only(const char *command, int argc, char **argv,
+                       void (*usage)(FILE *out), pn_config_t **cfgp,
+                       bool *done);
+
 /** The kafka.* pass-through properties, in order; free with
  *  pn_cli_kafka_props_free. */
 typedef struct pn_cli_kafka_props {

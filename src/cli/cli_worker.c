@@ -50,26 +50,9 @@ static void usage(FILE *out) {
 }
 
 int pn_cli_worker(int argc, char **argv) {
-    static const struct option longopts[] = {PN_CLI_CONFIG_OPTIONS,
-                                             {NULL, 0, NULL, 0}};
-    pn_cli_config_args_t args = {0};
-    bool usage_error = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
-        if (!pn_cli_config_option(&args, c, optarg, &usage_error))
-            usage_error = true;
-    if (usage_error || optind < argc) {
-        usage(stderr);
-        return PN_EXIT_USAGE;
-    }
-    if (args.help) {
-        usage(stdout);
-        return PN_EXIT_OK;
-    }
     pn_config_t *cfg;
     bool done;
-    int rc = pn_cli_config_build("worker", &args, &cfg, &done);
+    int rc = pn_cli_config_only("worker", argc, argv, usage, &cfg, &done);
     if (done)
         return rc;
 
