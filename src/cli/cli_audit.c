@@ -23,9 +23,8 @@ static void usage(FILE *out) {
 }
 
 static bool parse_int(const char *s, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 0 || v > 86400000)
+    int64_t v;
+    if (!pn_cli_parse_i64(s, 0, 86400000, &v))
         return false;
     *out = (int)v;
     return true;

@@ -1,5 +1,6 @@
 #include "cli_config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,13 +141,7 @@ void pn_cli_worker_options(const pn_config_t *cfg,
     o->batch_max_commands = (int)pn_config_get_int(cfg, "worker.batch.max.commands");
     o->kafka = kp->props;
     o->n_kafka = kp->n;
-    o->store.path = pn_config_get_str(cfg, "store.path");
-    o->store.block_cache_bytes =
-        (uint64_t)pn_config_get_bytes(cfg, "store.block.cache.bytes");
-    o->store.write_buffer_bytes =
-        (uint64_t)pn_config_get_bytes(cfg, "store.write.buffer.bytes");
-    o->store.sync_writes = pn_config_get_bool(cfg, "store.sync");
-    o->store.event_retention_ms = pn_config_get_ms(cfg, "store.event.retention.ms");
+    pn_cli_store_options(cfg, "store.path", &o->store);
     o->engine.state_cache_streams =
         (size_t)pn_config_get_int(cfg, "store.state.cache.streams");
     o->engine.window_commands =
@@ -157,6 +152,28 @@ void pn_cli_worker_options(const pn_config_t *cfg,
     o->schema_registry_url = pn_config_get_str(cfg, "schema.registry.url");
     o->schema_registry_auth =
         pn_config_get_str(cfg, "schema.registry.basic.auth.user.info");
+}
+
+void pn_cli_store_options(const pn_config_t *cfg, const char *path_key,
+                          pn_store_options_t *store) {
+    memset(store, 0, sizeof *store);
+    store->path = pn_config_get_str(cfg, path_key);
+    store->block_cache_bytes =
+        (uint64_t)pn_config_get_bytes(cfg, "store.block.cache.bytes");
+    store->write_buffer_bytes =
+        (uint64_t)pn_config_get_bytes(cfg, "store.write.buffer.bytes");
+    store->sync_writes = pn_config_get_bool(cfg, "store.sync");
+    store->event_retention_ms = pn_config_get_ms(cfg, "store.event.retention.ms");
+}
+
+bool pn_cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
 }
 
 void pn_cli_apply_log_level(const pn_config_t *cfg) {

@@ -83,6 +83,14 @@ void pn_cli_worker_options(const pn_config_t *cfg,
                            const pn_cli_kafka_props_t *kp,
                            pn_worker_options_t *opts);
 
+/** Store options from the store.* settings, at the path of `path_key`
+ *  (store.path for workers, snapshotter.store.path for snapshotters). */
+void pn_cli_store_options(const pn_config_t *cfg, const char *path_key,
+                          pn_store_options_t *store);
+
+/** Parses a whole decimal integer within [min, max]; false otherwise. */
+bool pn_cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
 /** Applies log.level. */
 void pn_cli_apply_log_level(const pn_config_t *cfg);
 

@@ -115,16 +115,6 @@ static void usage(FILE *out) {
 
 /* --- options ----------------------------------------------------------------- */
 
-static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool consume_option(consume_opts_t *o, int c, const char *arg) {
     const char *what = NULL;
     switch (c) {
@@ -138,15 +128,15 @@ static bool consume_option(consume_opts_t *o, int c, const char *arg) {
         o->exit_at_end = true;
         break;
     case OPT_COUNT:
-        if (!parse_i64(arg, 0, INT64_MAX, &o->count))
+        if (!pn_cli_parse_i64(arg, 0, INT64_MAX, &o->count))
             what = "--count must be an integer >= 0";
         break;
     case OPT_TIMEOUT_MS:
-        if (!parse_i64(arg, 0, INT64_MAX / 2, &o->timeout_ms))
+        if (!pn_cli_parse_i64(arg, 0, INT64_MAX / 2, &o->timeout_ms))
             what = "--timeout-ms must be an integer >= 0";
         break;
     case OPT_SCHEMA_ID:
-        if (!parse_i64(arg, 0, INT32_MAX, &o->schema_id))
+        if (!pn_cli_parse_i64(arg, 0, INT32_MAX, &o->schema_id))
             what = "--schema-id must be an integer in [0, 2147483647]";
         break;
     default:

@@ -134,16 +134,6 @@ static void usage(FILE *out) {
 
 /* --- options ----------------------------------------------------------------- */
 
-static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool parse_rate(const char *s, double *out) {
     char *end;
     errno = 0;
@@ -181,7 +171,7 @@ static bool produce_option(produce_opts_t *o, int c, const char *arg) {
             what = "--framing must be plain, confluent or single-object";
         break;
     case OPT_SCHEMA_ID:
-        if (!parse_i64(arg, 0, INT32_MAX, &o->schema_id))
+        if (!pn_cli_parse_i64(arg, 0, INT32_MAX, &o->schema_id))
             what = "--schema-id must be an integer in [0, 2147483647]";
         break;
     case OPT_PARTITIONER:
@@ -198,7 +188,7 @@ static bool produce_option(produce_opts_t *o, int c, const char *arg) {
             what = "--rate must be a number of commands per second >= 0";
         break;
     case OPT_COUNT:
-        if (!parse_i64(arg, 0, INT64_MAX, &o->count))
+        if (!pn_cli_parse_i64(arg, 0, INT64_MAX, &o->count))
             what = "--count must be an integer >= 0";
         break;
     case OPT_PROGRESS:

@@ -47,12 +47,7 @@ static void snapshotter_options(const pn_config_t *cfg,
     o->interval_ms = (int)pn_config_get_ms(cfg, "snapshotter.interval.ms");
     o->kafka = kp->props;
     o->n_kafka = kp->n;
-    o->store.path = pn_config_get_str(cfg, "snapshotter.store.path");
-    o->store.block_cache_bytes =
-        (uint64_t)pn_config_get_bytes(cfg, "store.block.cache.bytes");
-    o->store.write_buffer_bytes =
-        (uint64_t)pn_config_get_bytes(cfg, "store.write.buffer.bytes");
-    o->store.sync_writes = pn_config_get_bool(cfg, "store.sync");
+    pn_cli_store_options(cfg, "snapshotter.store.path", &o->store);
     o->codec.max_record_bytes =
         (size_t)pn_config_get_bytes(cfg, "codec.max.record.bytes");
     o->http_bind = pn_config_get_str(cfg, "http.bind");
