@@ -1,7 +1,8 @@
 /*
  * A bump allocator for the bytes of one batch (encoded events and
  * outcomes, keys): pointers stay valid until pn_arena_reset(), which keeps
- * the first block for the next batch. Internal to panther_core.
+ * one block (grown to the largest batch seen) for the next batch.
+ * Internal to panther_core.
  */
 #ifndef PANTHER_ARENA_H
 #define PANTHER_ARENA_H
@@ -18,6 +19,9 @@ typedef struct pn_arena {
 void pn_arena_init(pn_arena_t *arena, size_t block_size);
 void pn_arena_free(pn_arena_t *arena);
 void pn_arena_reset(pn_arena_t *arena);
+
+/** n bytes (uninitialised, 16-byte aligned), or NULL when out of memory. */
+void *pn_arena_alloc(pn_arena_t *arena, size_t n);
 
 /** A copy of n bytes (plus a NUL after them), or NULL when out of memory. */
 void *pn_arena_dup(pn_arena_t *arena, const void *data, size_t n);

@@ -56,10 +56,10 @@ struct pn_engine_s {
 
 /* --- small helpers -------------------------------------------------------- */
 
+/* Overlays live in the batch arena; only their state owns heap memory. */
 static void free_overlay(void *value) {
     overlay_t *ov = value;
     pn_state_clear(&ov->state);
-    free(ov);
 }
 
 static bool id_usable(pn_str_t id) {
@@ -233,9 +233,10 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
         *ovp = e->value;
         return PN_ERR_OK;
     }
-    overlay_t *ov = calloc(1, sizeof *ov);
+    overlay_t *ov = pn_arena_alloc(&engine->arena, sizeof *ov);
     if (!ov)
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
+    ov->dirty = false;
     pn_state_init(&ov->state);
     pn_err_t err = PN_ERR_OK;
     if (pn_state_cache_take(engine->cache, key, &ov->state)) {

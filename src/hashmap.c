@@ -3,15 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t pn_hash_bytes(const void *data, size_t len) {
-    /* FNV-1a with a final avalanche (splitmix64) so that power-of-two
-     * bucket masks see well-mixed low bits. */
-    const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
+/* Keys are short (stream keys, dedup keys of 20-60 bytes) and hashed on
+ * every lookup, so the hash reads 8 bytes per step rather than FNV's one,
+ * then avalanches (splitmix64) so power-of-two bucket masks see well-mixed
+ * low bits. Not DoS-resistant: keys come from our own partitions. */
+static uint64_t load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static uint64_t mix64(uint64_t h) {
     h ^= h >> 30;
     h *= 0xbf58476d1ce4e5b9ull;
     h ^= h >> 27;
@@ -19,7 +21,44 @@ uint64_t pn_hash_bytes(const void *data, size_t len) {
     return h ^ (h >> 31);
 }
 
+uint64_t pn_hash_bytes(const void *data, size_t len) {
+    const uint8_t *p = data;
+    uint64_t h = 0xcbf29ce484222325ull ^ (len * 0x9e3779b97f4a7c15ull);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        h = (h ^ load64(p + i)) * 0x100000001b3ull + (h >> 29);
+    uint64_t tail = 0;
+    for (size_t j = 0; i + j < len; j++)
+        tail |= (uint64_t)p[i + j] << (8 * j);
+    return mix64(h ^ tail);
+}
+
 void pn_map_init(pn_map_t *map) { memset(map, 0, sizeof *map); }
+
+/* Entries with keys shorter than PN_MAP_SPARE_KEY are all allocated with
+ * that room and recycled through map->spare: per-batch maps are filled and
+ * cleared once per batch, and the state cache removes and re-inserts a
+ * stream per batch, so recycling takes malloc/free off those paths. The
+ * spare list never holds more entries than the map once did. */
+static pn_map_entry_t *acquire_entry(pn_map_t *map, size_t len) {
+    if (len >= PN_MAP_SPARE_KEY)
+        return malloc(sizeof(pn_map_entry_t) + len + 1);
+    pn_map_entry_t *e = map->spare;
+    if (e) {
+        map->spare = e->next;
+        return e;
+    }
+    return malloc(sizeof(pn_map_entry_t) + PN_MAP_SPARE_KEY);
+}
+
+static void release_entry(pn_map_t *map, pn_map_entry_t *e) {
+    if (e->key_len >= PN_MAP_SPARE_KEY) {
+        free(e);
+        return;
+    }
+    e->next = map->spare;
+    map->spare = e;
+}
 
 void pn_map_clear(pn_map_t *map, pn_map_free_fn free_value) {
     for (size_t b = 0; b < map->n_buckets; b++) {
@@ -28,7 +67,7 @@ void pn_map_clear(pn_map_t *map, pn_map_free_fn free_value) {
             pn_map_entry_t *next = e->next;
             if (free_value)
                 free_value(e->value);
-            free(e);
+            release_entry(map, e);
             e = next;
         }
         map->buckets[b] = NULL;
@@ -40,6 +79,11 @@ void pn_map_free(pn_map_t *map, pn_map_free_fn free_value) {
     if (!map)
         return;
     pn_map_clear(map, free_value);
+    while (map->spare) {
+        pn_map_entry_t *next = map->spare->next;
+        free(map->spare);
+        map->spare = next;
+    }
     free(map->buckets);
     pn_map_init(map);
 }
@@ -84,7 +128,7 @@ pn_err_t pn_map_insert(pn_map_t *map, const void *key, size_t len,
         if (err)
             return err;
     }
-    pn_map_entry_t *e = malloc(sizeof *e + len + 1);
+    pn_map_entry_t *e = acquire_entry(map, len);
     if (!e)
         return PN_ERR_NOMEM;
     e->hash = pn_hash_bytes(key, len);
@@ -111,7 +155,7 @@ void *pn_map_remove(pn_map_t *map, const void *key, size_t len) {
         if (e->hash == h && e->key_len == len && !memcmp(e->key, key, len)) {
             void *value = e->value;
             *link = e->next;
-            free(e);
+            release_entry(map, e);
             map->count--;
             return value;
         }

@@ -23,7 +23,11 @@ typedef struct pn_map {
     pn_map_entry_t **buckets;
     size_t n_buckets; /* power of two, or 0 before the first insert */
     size_t count;
+    pn_map_entry_t *spare; /* recycled entries (see PN_MAP_SPARE_KEY) */
 } pn_map_t;
+
+/* Key room of a recyclable entry: shorter keys share one entry size. */
+#define PN_MAP_SPARE_KEY 64
 
 typedef void (*pn_map_free_fn)(void *value);
 

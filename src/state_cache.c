@@ -10,10 +10,17 @@ typedef struct cache_node {
     pn_state_t state;
 } cache_node_t;
 
+/* Nodes freed by take and reused by put: a batch takes its streams out and
+ * puts them back, so without the list every batch frees and allocates a
+ * node per stream. Bounded so a huge batch does not keep its nodes. */
+#define SPARE_NODES_MAX 4096
+
 struct pn_state_cache {
     pn_map_t map; /* key -> cache_node_t */
     cache_node_t *head, *tail;
     size_t capacity;
+    cache_node_t *spare; /* linked by next */
+    size_t n_spare;
 };
 
 pn_state_cache_t *pn_state_cache_new(size_t capacity) {
@@ -31,10 +38,37 @@ static void free_node(void *value) {
     free(node);
 }
 
+static cache_node_t *new_node(pn_state_cache_t *cache) {
+    cache_node_t *node = cache->spare;
+    if (!node)
+        return calloc(1, sizeof *node);
+    cache->spare = node->next;
+    cache->n_spare--;
+    node->next = NULL;
+    return node;
+}
+
+/* Recycles a node whose state has been moved out or cleared. */
+static void recycle_node(pn_state_cache_t *cache, cache_node_t *node) {
+    if (cache->n_spare >= SPARE_NODES_MAX) {
+        free(node);
+        return;
+    }
+    node->prev = NULL;
+    node->next = cache->spare;
+    cache->spare = node;
+    cache->n_spare++;
+}
+
 void pn_state_cache_free(pn_state_cache_t *cache) {
     if (!cache)
         return;
     pn_map_free(&cache->map, free_node);
+    while (cache->spare) {
+        cache_node_t *next = cache->spare->next;
+        free(cache->spare);
+        cache->spare = next;
+    }
     free(cache);
 }
 
@@ -74,7 +108,7 @@ bool pn_state_cache_take(pn_state_cache_t *cache, pn_str_t key,
     remove_node(cache, node);
     pn_state_clear(state);
     *state = node->state;
-    free(node);
+    recycle_node(cache, node);
     return true;
 }
 
@@ -103,14 +137,16 @@ pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
     while (cache->map.count >= cache->capacity && cache->tail) {
         cache_node_t *victim = cache->tail;
         remove_node(cache, victim);
-        free_node(victim);
+        pn_state_clear(&victim->state);
+        recycle_node(cache, victim);
     }
-    cache_node_t *node = calloc(1, sizeof *node);
+    cache_node_t *node = new_node(cache);
     pn_err_t err = node ? pn_map_insert(&cache->map, key.ptr, key.len, node,
                                         &node->entry)
                         : PN_ERR_NOMEM;
     if (err) {
-        free(node);
+        if (node)
+            recycle_node(cache, node);
         pn_state_clear(state);
         return err;
     }

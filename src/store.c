@@ -931,6 +931,31 @@ static int record_cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Sorts records[0..n) with tmp[0..n) as scratch: a bottom-up merge sort,
+ * stable, into a buffer the store keeps (qsort allocates and frees a
+ * temporary array of the batch's size on every commit). */
+static void sort_records(uint8_t **records, uint8_t **tmp, size_t n) {
+    uint8_t **src = records, **dst = tmp;
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                dst[k++] = record_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
+            while (i < mid)
+                dst[k++] = src[i++];
+            while (j < hi)
+                dst[k++] = src[j++];
+        }
+        uint8_t **swap = src;
+        src = dst;
+        dst = swap;
+    }
+    if (src != records)
+        memcpy(records, src, n * sizeof *records);
+}
+
 /* Collects the records of a batch sorted by key. RocksDB's memtable skip
  * list inserts a run of ascending keys almost for free (it reuses the
  * position of the previous insert), where random order pays a full search
@@ -938,7 +963,8 @@ static int record_cmp(const void *a, const void *b) {
 static pn_err_t sorted_records(pn_store_t *store, pn_store_batch_t *batch,
                                uint8_t ***recordsp) {
     pn_buf_reset(&store->order);
-    pn_err_t err = pn_buf_reserve(&store->order, batch->count * sizeof(uint8_t *));
+    pn_err_t err =
+        pn_buf_reserve(&store->order, 2 * batch->count * sizeof(uint8_t *));
     if (err)
         return err;
     uint8_t **records = (uint8_t **)(void *)store->order.data;
@@ -948,7 +974,7 @@ static pn_err_t sorted_records(pn_store_t *store, pn_store_batch_t *batch,
         records[n++] = p;
         p += RECORD_HEAD + pn_be32_read(p + 1) + pn_be32_read(p + 5);
     }
-    qsort(records, n, sizeof *records, record_cmp);
+    sort_records(records, records + n, n);
     *recordsp = records;
     return PN_ERR_OK;
 }
