@@ -22,6 +22,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "panther/log.h"
+
 #define MIB ((uint64_t)1 << 20)
 #define DEFAULT_BLOCK_CACHE (32 * MIB)
 #define DEFAULT_WRITE_BUFFER (64 * MIB)
@@ -423,6 +425,7 @@ void pn_store_close(pn_store_t *store) {
         rocksdb_writebatch_destroy(store->wb);
     pn_buf_free(&store->key);
     pn_buf_free(&store->order);
+    pn_store__filter_reset(&store->filter);
     free(store->path);
     free(store);
 }
@@ -473,11 +476,23 @@ pn_err_t pn_store_get_dedup(pn_store_t *store, pn_str_t stream_key,
     memset(entry, 0, sizeof *entry);
     pn_buf_reset(&store->key);
     pn_err_t err = pn_store__dedup_key(&store->key, stream_key, command_id);
+    if (err)
+        return err;
+    if (!store->filter.ready && !store->filter_failed &&
+        pn_store__filter_build(store) != PN_ERR_OK) {
+        /* Not retried: a scan that fails once would fail per lookup. */
+        store->filter_failed = true;
+        pn_log_kv(PN_LOG_WARN, "idempotency filter not built; looking up "
+                               "every command id in RocksDB",
+                  PN_LOG_STR("detail", store->last_error));
+    }
+    if (!pn_store__filter_may_contain(&store->filter, store->key.data,
+                                      store->key.len))
+        return PN_ERR_OK; /* never stored: no Get needed */
     char *v = NULL;
     size_t vlen;
-    if (!err)
-        err = store_get(store, PN_STORE_CF_DEDUP, store->key.data,
-                        store->key.len, &v, &vlen);
+    err = store_get(store, PN_STORE_CF_DEDUP, store->key.data, store->key.len,
+                    &v, &vlen);
     if (err || !v)
         return err;
     err = pn_store__dedup_decode(v, vlen, entry);
@@ -999,6 +1014,10 @@ pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
         uint8_t *k = p + RECORD_HEAD, *v = k + klen;
         if (cf == PN_STORE_CF_SNAPSHOTS)
             pn_be32_write(v, store->fold);
+        else if (cf == PN_STORE_CF_DEDUP)
+            /* Before the write: a lookup must never miss a stored key. A
+             * failed add drops the filter rather than leave it short. */
+            (void)pn_store__filter_add(&store->filter, k, klen);
         rocksdb_writebatch_put_cf(store->wb, store->cf[cf], (const char *)k,
                                   klen, (const char *)v, vlen);
     }

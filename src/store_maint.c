@@ -207,6 +207,8 @@ pn_err_t pn_store_expire_dedup(pn_store_t *store, int32_t partition,
         err = pn_store__iter_done(store, it, "expire dedup");
     if (!err)
         err = maybe_flush(store, true, "expire dedup");
+    /* Also after a failure: chunks before it were deleted. */
+    pn_store__filter_note_deleted(&store->filter, deleted);
     rocksdb_writebatch_clear(store->wb);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
@@ -356,6 +358,9 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
                                      (const char *)key, sizeof key);
         err = write_wb(store, "drop partition");
     }
+    /* The dropped dedup keys are now false positives of the filter: let
+     * the next lookup rebuild it from what is left. */
+    pn_store__filter_reset(&store->filter);
     rocksdb_writebatch_clear(store->wb);
     rocksdb_readoptions_destroy(ctx.ro);
     return err;

@@ -1016,6 +1016,62 @@ static void test_dedup_expiry_edges(void) {
     teardown(&f);
 }
 
+/* --- the idempotency filter --------------------------------------------- */
+
+#define FILTER_IDS 100000 /* past the filter's first part (65,536 keys) */
+
+/* Writes ids [from, to) of stream "f|1" at seq = at = id, in batches. */
+static void put_ids(fixture_t *f, int from, int to) {
+    char id[32];
+    for (int i = from; i < to; i++) {
+        snprintf(id, sizeof id, "id-%d", i);
+        put_dedup(f, "f|1", id, 0, (uint64_t)i, i);
+        if (i % 5000 == 4999 || i == to - 1)
+            commit(f);
+    }
+}
+
+/* How many of ids [from, to) are found. */
+static int count_found(fixture_t *f, int from, int to) {
+    char id[32];
+    int n = 0;
+    for (int i = from; i < to; i++) {
+        snprintf(id, sizeof id, "id-%d", i);
+        n += dedup_found(f, "f|1", id, NULL);
+    }
+    return n;
+}
+
+/*
+ * The filter lets a lookup skip RocksDB for an id that was never stored;
+ * it must never hide one that was: written before it was built (the build
+ * scans them), after (commit adds them, across its growth), after a reopen,
+ * and after expiry dropped it for a rebuild.
+ */
+static void test_dedup_filter_never_hides_an_id(void) {
+    fixture_t f;
+    setup(&f);
+    put_ids(&f, 0, 10); /* before the first lookup: no filter yet */
+    PN_ASSERT_EQ_INT(count_found(&f, 0, 10), 10);
+    put_ids(&f, 10, FILTER_IDS); /* added by commits, filter grows */
+    PN_ASSERT_EQ_INT(count_found(&f, 0, FILTER_IDS), FILTER_IDS);
+    PN_ASSERT_EQ_INT(count_found(&f, FILTER_IDS, FILTER_IDS + 1000), 0);
+
+    reopen(&f, 0, 0);
+    PN_ASSERT_EQ_INT(count_found(&f, 0, FILTER_IDS), FILTER_IDS);
+
+    /* Expire all but the last 1000: most of the filter is stale, so it is
+     * rebuilt from what is left, and later writes are still seen. */
+    pn_partition_meta_t meta = {0, FILTER_IDS, FILTER_IDS};
+    uint64_t n;
+    PN_REQUIRE_OK(pn_store_expire_dedup(f.store, 0, &meta, 1000, 0, &n));
+    PN_ASSERT_EQ_INT(n, FILTER_IDS - 1000);
+    PN_ASSERT_EQ_INT(count_found(&f, 0, FILTER_IDS), 1000);
+    put_ids(&f, FILTER_IDS, FILTER_IDS + 10);
+    PN_ASSERT_EQ_INT(count_found(&f, FILTER_IDS - 1000, FILTER_IDS + 10), 1010);
+    teardown(&f);
+}
+
 static bool owns_p0(void *opaque, pn_str_t key) {
     int *calls = opaque;
     (*calls)++;
@@ -1654,6 +1710,8 @@ static const pn_test_case_t store_cases[] = {
     {"event retention", test_event_retention},
     {"event retention over many chunks", test_event_retention_many},
     {"dedup expiry at the window edges", test_dedup_expiry_edges},
+    {"idempotency filter never hides a stored id",
+     test_dedup_filter_never_hides_an_id},
     {"drop partition", test_drop_partition},
     {"read snapshot with its time", test_read_snapshot_with_time},
     {"scan snapshots by key prefix", test_scan_snapshots_by_prefix},
