@@ -15,8 +15,13 @@
 #include <string.h>
 
 #include "arena.h"
+#include "panther/log.h"
+
+/* Room for a store error text (path, what, RocksDB's message). */
+#define PN_STORE_LAST_ERROR_MAX_TEXT 512
 #include "hashmap.h"
 #include "state_cache.h"
+#include "store_nowait.h"
 
 typedef struct overlay {
     pn_state_t state;
@@ -52,6 +57,18 @@ struct pn_engine_s {
     pn_buf_t scratch;  /* encoder output before it is copied to the arena */
     pn_buf_t key_buf;  /* dedup lookup keys */
     pn_engine_stats_t stats;
+
+    /* The previous batch while its store write is in flight: its dedup
+     * entries (the map and the arena its values live in) stay a lookup
+     * level of their own, and its states are pinned in the cache with
+     * `generation`, until the write lands. */
+    bool write_pending;
+    uint64_t generation;      /* batches handed to the store writer */
+    pn_map_t pending_dedup;
+    pn_arena_t pending_arena;
+    pn_err_t write_err;       /* a failed write, not yet reported */
+    char write_errstr[PN_STORE_LAST_ERROR_MAX_TEXT];
+    bool poisoned;            /* the open batch saw a write that failed */
 };
 
 /* --- small helpers -------------------------------------------------------- */
@@ -89,7 +106,9 @@ pn_err_t pn_engine_new(const pn_engine_options_t *opts, pn_engine_t **enginep,
                                            : PN_ENGINE_DEFAULT_CACHE_STREAMS);
     pn_map_init(&engine->overlay);
     pn_map_init(&engine->dedup);
+    pn_map_init(&engine->pending_dedup);
     pn_arena_init(&engine->arena, 256 * 1024);
+    pn_arena_init(&engine->pending_arena, 256 * 1024);
     pn_buf_init(&engine->scratch, 64u * 1024 * 1024);
     pn_buf_init(&engine->key_buf, 4096);
     if (!engine->cache || pn_store_batch_new(&engine->batch) != PN_ERR_OK) {
@@ -112,13 +131,98 @@ static void reset_batch(pn_engine_t *engine) {
     }
 }
 
+/* --- the previous batch's write ----------------------------------------- */
+
+/* Its write landed: the store answers for it now. */
+static void write_landed(pn_engine_t *engine) {
+    pn_map_clear(&engine->pending_dedup, NULL);
+    pn_arena_reset(&engine->pending_arena);
+    pn_state_cache_unpin(engine->cache, engine->generation);
+    engine->write_pending = false;
+}
+
+static bool any_key(void *opaque, pn_str_t key) {
+    (void)opaque;
+    (void)key;
+    return true;
+}
+
+static bool batch_open(const pn_engine_t *engine) {
+    return engine->overlay.count > 0 || engine->dedup.count > 0 ||
+           engine->batch_commands > 0;
+}
+
+/*
+ * Its write failed: the cache holds states, and the partition slots
+ * metadata, that the store does not have. Forget them all (they reload
+ * from the store, as after a crash between the Kafka commit and the local
+ * write, which restore from the events topic repairs), and poison an open
+ * batch: it was built on them and must not be committed.
+ */
+static void write_failed(pn_engine_t *engine, pn_err_t err,
+                         const char *text) {
+    write_landed(engine);
+    if (batch_open(engine))
+        engine->poisoned = true;
+    reset_batch(engine);
+    pn_state_cache_drop_if(engine->cache, any_key, NULL);
+    engine->n_partitions = 0;
+    engine->write_err = err;
+    snprintf(engine->write_errstr, sizeof engine->write_errstr, "%s", text);
+}
+
+/* Looks at the previous batch's write (waits for it when `wait`) and
+ * settles the engine if it has landed or failed. */
+static void observe_write(pn_engine_t *engine, bool wait) {
+    if (!engine->write_pending)
+        return;
+    char text[PN_STORE_LAST_ERROR_MAX_TEXT] = "";
+    bool idle = true;
+    pn_err_t err = wait ? pn_store_sync(engine->store, text, sizeof text)
+                        : pn_store_poll(engine->store, &idle, text, sizeof text);
+    if (err)
+        write_failed(engine, err, text);
+    else if (idle)
+        write_landed(engine);
+}
+
+/* Reports a failed write once, then whether the open batch is poisoned. */
+static pn_err_t write_error(pn_engine_t *engine, char *errstr,
+                            size_t errstr_size) {
+    pn_err_t err = engine->write_err;
+    if (err) {
+        engine->write_err = PN_ERR_OK;
+        return pn_err_set(errstr, errstr_size, err, "%s", engine->write_errstr);
+    }
+    if (engine->poisoned)
+        return pn_err_set(errstr, errstr_size, PN_ERR_STORE_IO,
+                          "a store write failed while this batch was open; "
+                          "discard it");
+    return PN_ERR_OK;
+}
+
+/* Waits for the previous batch's write, then reports its failure. */
+static pn_err_t sync_write(pn_engine_t *engine, char *errstr,
+                           size_t errstr_size) {
+    observe_write(engine, true);
+    return write_error(engine, errstr, errstr_size);
+}
+
 void pn_engine_free(pn_engine_t *engine) {
     if (!engine)
         return;
+    observe_write(engine, true);
+    if (engine->write_err)
+        /* Nobody left to tell: restore from the events topic repairs it
+         * at the next start, but say that it happened. */
+        pn_log_kv(PN_LOG_ERROR, "last store write failed",
+                  PN_LOG_STR("detail", engine->write_errstr));
     reset_batch(engine);
     pn_map_free(&engine->overlay, free_overlay);
     pn_map_free(&engine->dedup, NULL);
+    pn_map_free(&engine->pending_dedup, NULL);
     pn_arena_free(&engine->arena);
+    pn_arena_free(&engine->pending_arena);
     pn_store_batch_free(engine->batch);
     pn_state_cache_free(engine->cache);
     pn_buf_free(&engine->scratch);
@@ -149,7 +253,7 @@ static pn_err_t get_partition(pn_engine_t *engine, int32_t partition,
     memset(slot, 0, sizeof *slot);
     slot->partition = partition;
     bool found;
-    pn_err_t err = pn_store_get_partition_meta(engine->store, partition,
+    pn_err_t err = pn_store__get_partition_meta_nowait(engine->store, partition,
                                                &slot->committed, &found);
     if (err)
         return err;
@@ -199,7 +303,7 @@ static pn_err_t load_from_store(pn_engine_t *engine, pn_str_t key,
                                 char *errstr, size_t errstr_size) {
     pn_snapshot_status_t status;
     *rebuilt = false;
-    pn_err_t err = pn_store_get_snapshot(engine->store, key, state, &status);
+    pn_err_t err = pn_store__get_snapshot_nowait(engine->store, key, state, &status);
     if (err)
         return pn_err_set(errstr, errstr_size, err,
                           "reading snapshot of %.*s: %s", (int)key.len,
@@ -207,7 +311,7 @@ static pn_err_t load_from_store(pn_engine_t *engine, pn_str_t key,
     if (status != PN_SNAPSHOT_STALE)
         return PN_ERR_OK;
     fold_ctx_t ctx = {engine, state, PN_ERR_OK, errstr, errstr_size};
-    err = pn_store_scan_events(engine->store, key, 1, fold_stored_event, &ctx);
+    err = pn_store__scan_events_nowait(engine->store, key, 1, fold_stored_event, &ctx);
     if (!err && state->version == 0)
         /* Its events expired after the snapshot covered them: only the
          * events topic can rebuild it (delete the store and restart). */
@@ -287,11 +391,15 @@ static pn_err_t find_prior(pn_engine_t *engine, const partition_slot_t *slot,
         return err;
     pn_map_entry_t *e =
         pn_map_find(&engine->dedup, engine->key_buf.data, engine->key_buf.len);
+    if (!e && engine->write_pending)
+        /* The previous batch, not in the store yet. */
+        e = pn_map_find(&engine->pending_dedup, engine->key_buf.data,
+                        engine->key_buf.len);
     if (e) {
         *entry = *(const pn_dedup_entry_t *)e->value;
         *found = true;
     } else {
-        err = pn_store_get_dedup(engine->store, stream_key, id, entry, found);
+        err = pn_store__get_dedup_nowait(engine->store, stream_key, id, entry, found);
         if (err)
             return err;
     }
@@ -455,7 +563,10 @@ pn_err_t pn_engine_execute(pn_engine_t *engine, int32_t partition,
     memset(res, 0, sizeof *res);
     if (errstr && errstr_size)
         errstr[0] = '\0';
-    pn_err_t err = execute(engine, partition, cmd, res, errstr, errstr_size);
+    observe_write(engine, false); /* never waits: this overlaps the write */
+    pn_err_t err = write_error(engine, errstr, errstr_size);
+    if (!err)
+        err = execute(engine, partition, cmd, res, errstr, errstr_size);
     if (err && errstr && errstr_size && !errstr[0])
         pn_err_set(errstr, errstr_size, err, "%s", pn_err_str(err));
     return err;
@@ -536,8 +647,10 @@ pn_err_t pn_engine_apply_event(pn_engine_t *engine, int32_t partition,
                                size_t errstr_size) {
     *applied = false;
     partition_slot_t *slot;
-    pn_err_t err = get_partition(engine, partition, &slot);
+    pn_err_t err = sync_write(engine, errstr, errstr_size);
     if (err)
+        return err;
+    if ((err = get_partition(engine, partition, &slot)))
         return pn_err_set(errstr, errstr_size, err,
                           "reading metadata of partition %d", partition);
     slot->in_batch = true;
@@ -568,12 +681,19 @@ static void snapshot_dirty(pn_map_entry_t *e, void *opaque) {
             ctx->engine->batch, (pn_str_t){e->key, e->key_len}, &ov->state);
 }
 
+typedef struct return_ctx {
+    pn_engine_t *engine;
+    bool lost; /* a put failed: that state is only in the pending write */
+} return_ctx_t;
+
 static void return_to_cache(pn_map_entry_t *e, void *opaque) {
-    pn_engine_t *engine = opaque;
+    return_ctx_t *ctx = opaque;
     overlay_t *ov = e->value;
-    /* A failed put frees the state: the store has it, it reloads later. */
-    (void)pn_state_cache_put(engine->cache, (pn_str_t){e->key, e->key_len},
-                             &ov->state);
+    /* Pinned until the write lands, so it cannot be evicted and re-read
+     * from a store that does not have it yet. */
+    if (pn_state_cache_put(ctx->engine->cache, (pn_str_t){e->key, e->key_len},
+                           &ov->state, ctx->engine->generation) != PN_ERR_OK)
+        ctx->lost = true;
 }
 
 static pn_err_t stage_metadata(pn_engine_t *engine,
@@ -599,19 +719,55 @@ static pn_err_t stage_metadata(pn_engine_t *engine,
     return PN_ERR_OK;
 }
 
-pn_err_t pn_engine_commit(pn_engine_t *engine,
-                          const pn_engine_checkpoint_t *cps, size_t n_cps,
-                          char *errstr, size_t errstr_size) {
-    if (errstr && errstr_size)
-        errstr[0] = '\0';
+/* Stages the batch's snapshots and metadata, and hands it to the store's
+ * writer. */
+static pn_err_t hand_over(pn_engine_t *engine, const pn_engine_checkpoint_t *cps,
+                          size_t n_cps, char *errstr, size_t errstr_size) {
     commit_ctx_t ctx = {engine, PN_ERR_OK};
     pn_map_foreach(&engine->overlay, snapshot_dirty, &ctx);
     pn_err_t err = ctx.err;
     if (!err)
         err = stage_metadata(engine, cps, n_cps);
     if (!err)
-        err = pn_store_commit(engine->store, engine->batch, errstr,
-                              errstr_size);
+        err = pn_store_commit_async(engine->store, engine->batch, errstr,
+                                    errstr_size);
+    return err;
+}
+
+/* The batch is in the writer's hands: its states go back to the cache
+ * (pinned), its dedup entries become the pending level. */
+static void keep_pending(pn_engine_t *engine) {
+    engine->generation++;
+    return_ctx_t ctx = {engine, false};
+    pn_map_foreach(&engine->overlay, return_to_cache, &ctx);
+    /* The pending level is empty (the previous write was waited for):
+     * swap it with the batch's, which reset_batch then clears. */
+    pn_map_t map = engine->pending_dedup;
+    engine->pending_dedup = engine->dedup;
+    engine->dedup = map;
+    pn_arena_t arena = engine->pending_arena;
+    engine->pending_arena = engine->arena;
+    engine->arena = arena;
+    engine->write_pending = true;
+    for (size_t i = 0; i < engine->n_partitions; i++)
+        engine->partitions[i].committed = engine->partitions[i].pending;
+    reset_batch(engine);
+    if (ctx.lost || pn_state_cache_over(engine->cache))
+        /* A state only the write has, or a batch of more streams than the
+         * cache holds: wait until the store has them, so the cache can
+         * drop them (and stays within its bound). */
+        observe_write(engine, true);
+}
+
+pn_err_t pn_engine_commit(pn_engine_t *engine,
+                          const pn_engine_checkpoint_t *cps, size_t n_cps,
+                          char *errstr, size_t errstr_size) {
+    if (errstr && errstr_size)
+        errstr[0] = '\0';
+    /* At most one write in flight: this one waits for the previous. */
+    pn_err_t err = sync_write(engine, errstr, errstr_size);
+    if (!err)
+        err = hand_over(engine, cps, n_cps, errstr, errstr_size);
     if (err) {
         if (errstr && errstr_size && !errstr[0])
             pn_err_set(errstr, errstr_size, err, "commit: %s", pn_err_str(err));
@@ -620,17 +776,31 @@ pn_err_t pn_engine_commit(pn_engine_t *engine,
     }
     engine->stats.keys_written += pn_store_batch_count(engine->batch);
     engine->stats.bytes_written += pn_store_batch_bytes(engine->batch);
-    pn_map_foreach(&engine->overlay, return_to_cache, engine);
-    for (size_t i = 0; i < engine->n_partitions; i++)
-        engine->partitions[i].committed = engine->partitions[i].pending;
-    reset_batch(engine);
+    keep_pending(engine);
     engine->stats.commits++;
     return PN_ERR_OK;
 }
 
+/* The batch may hold states it took from the cache while the previous
+ * batch's write was in flight; once freed they reload from the store, so
+ * the store must have that write first. */
 void pn_engine_discard(pn_engine_t *engine) {
+    observe_write(engine, true);
     reset_batch(engine);
+    engine->poisoned = false;
     engine->stats.discards++;
+}
+
+pn_err_t pn_engine_sync(pn_engine_t *engine, char *errstr,
+                         size_t errstr_size) {
+    if (errstr && errstr_size)
+        errstr[0] = '\0';
+    observe_write(engine, true);
+    pn_err_t err = engine->write_err;
+    engine->write_err = PN_ERR_OK;
+    return err ? pn_err_set(errstr, errstr_size, err, "%s",
+                            engine->write_errstr)
+               : PN_ERR_OK;
 }
 
 size_t pn_engine_batch_commands(const pn_engine_t *engine) {
@@ -642,6 +812,9 @@ size_t pn_engine_batch_commands(const pn_engine_t *engine) {
 pn_err_t pn_engine_read_state(pn_engine_t *engine, pn_str_t stream_key,
                               pn_state_t *state, char *errstr,
                               size_t errstr_size) {
+    pn_err_t err = sync_write(engine, errstr, errstr_size);
+    if (err)
+        return err;
     const pn_state_t *cached = pn_state_cache_peek(engine->cache, stream_key);
     if (cached)
         return pn_state_copy(state, cached);
@@ -654,7 +827,9 @@ pn_err_t pn_engine_read_state(pn_engine_t *engine, pn_str_t stream_key,
 pn_err_t pn_engine_checkpoint(pn_engine_t *engine, int32_t partition,
                               int64_t *events_offset) {
     partition_slot_t *slot;
-    pn_err_t err = get_partition(engine, partition, &slot);
+    pn_err_t err = sync_write(engine, NULL, 0);
+    if (!err)
+        err = get_partition(engine, partition, &slot);
     if (err)
         return err;
     *events_offset = slot->committed.events_offset;
@@ -673,6 +848,7 @@ static bool forget_pred(void *opaque, pn_str_t key) {
 
 void pn_engine_forget(pn_engine_t *engine, pn_store_key_filter_fn owns,
                       void *opaque) {
+    observe_write(engine, true); /* unpins, and the store has them */
     forget_ctx_t ctx = {owns, opaque};
     pn_state_cache_drop_if(engine->cache, forget_pred, &ctx);
 }

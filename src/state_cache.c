@@ -7,6 +7,7 @@
 typedef struct cache_node {
     struct cache_node *prev, *next; /* LRU list: head = most recent */
     pn_map_entry_t *entry;          /* owns the key */
+    uint64_t pin;                   /* not evictable while > durable */
     pn_state_t state;
 } cache_node_t;
 
@@ -21,6 +22,7 @@ struct pn_state_cache {
     size_t capacity;
     cache_node_t *spare; /* linked by next */
     size_t n_spare;
+    uint64_t durable; /* pins at or below it are released */
 };
 
 pn_state_cache_t *pn_state_cache_new(size_t capacity) {
@@ -122,23 +124,34 @@ const pn_state_t *pn_state_cache_peek(pn_state_cache_t *cache, pn_str_t key) {
     return &node->state;
 }
 
+/* The least recently used node that is not pinned, or NULL. Pinned nodes
+ * were put by the latest commit, so they sit near the head: the walk from
+ * the tail is short unless the cache is smaller than a batch. */
+static cache_node_t *victim(const pn_state_cache_t *cache) {
+    cache_node_t *node = cache->tail;
+    while (node && node->pin > cache->durable)
+        node = node->prev;
+    return node;
+}
+
 pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
-                            pn_state_t *state) {
+                            pn_state_t *state, uint64_t pin) {
     pn_map_entry_t *e = pn_map_find(&cache->map, key.ptr, key.len);
     if (e) {
         cache_node_t *node = e->value;
         pn_state_clear(&node->state);
         node->state = *state;
+        node->pin = pin;
         pn_state_init(state);
         unlink_node(cache, node);
         push_front(cache, node);
         return PN_ERR_OK;
     }
-    while (cache->map.count >= cache->capacity && cache->tail) {
-        cache_node_t *victim = cache->tail;
-        remove_node(cache, victim);
-        pn_state_clear(&victim->state);
-        recycle_node(cache, victim);
+    cache_node_t *old;
+    while (cache->map.count >= cache->capacity && (old = victim(cache))) {
+        remove_node(cache, old);
+        pn_state_clear(&old->state);
+        recycle_node(cache, old);
     }
     cache_node_t *node = new_node(cache);
     pn_err_t err = node ? pn_map_insert(&cache->map, key.ptr, key.len, node,
@@ -151,9 +164,29 @@ pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
         return err;
     }
     node->state = *state;
+    node->pin = pin;
     pn_state_init(state);
     push_front(cache, node);
     return PN_ERR_OK;
+}
+
+/* Evicts unpinned entries down to the capacity. */
+static void trim(pn_state_cache_t *cache) {
+    cache_node_t *old;
+    while (cache->map.count > cache->capacity && (old = victim(cache))) {
+        remove_node(cache, old);
+        pn_state_clear(&old->state);
+        recycle_node(cache, old);
+    }
+}
+
+void pn_state_cache_unpin(pn_state_cache_t *cache, uint64_t durable) {
+    cache->durable = durable;
+    trim(cache); /* pinned entries may have pushed it past its capacity */
+}
+
+bool pn_state_cache_over(const pn_state_cache_t *cache) {
+    return cache->map.count > cache->capacity;
 }
 
 void pn_state_cache_drop(pn_state_cache_t *cache, pn_str_t key) {

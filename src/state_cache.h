@@ -30,11 +30,25 @@ const pn_state_t *pn_state_cache_peek(pn_state_cache_t *cache, pn_str_t key);
 
 /**
  * Moves *state into the cache under key (replacing any entry), evicting the
- * least recently used entry when full. *state is left initialised and
- * empty. On PN_ERR_NOMEM the state is freed instead: the store still has it.
+ * least recently used unpinned entry when full. *state is left initialised
+ * and empty. On PN_ERR_NOMEM the state is freed instead: the store still
+ * has it (the caller must not pin a state the store does not have yet
+ * unless it can afford to lose the put; the engine cannot, see engine.c).
+ *
+ * pin > the last pn_state_cache_unpin() value pins the entry: it is never
+ * evicted (the cache grows past its capacity instead) until unpinned. The
+ * engine pins states whose store write is still in flight, so they cannot
+ * be evicted and re-read stale from the store. 0 = not pinned.
  */
 pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
-                            pn_state_t *state);
+                            pn_state_t *state, uint64_t pin);
+
+/** Releases the pins at or below `durable` (their writes landed), and
+ *  evicts down to the capacity. */
+void pn_state_cache_unpin(pn_state_cache_t *cache, uint64_t durable);
+
+/** True when pinned entries hold the cache above its capacity. */
+bool pn_state_cache_over(const pn_state_cache_t *cache);
 
 /** Drops the entry of key, if any. */
 void pn_state_cache_drop(pn_state_cache_t *cache, pn_str_t key);

@@ -14,6 +14,7 @@
  * that add up to the same budget.
  */
 #include "store_internal.h"
+#include "store_nowait.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -385,7 +386,9 @@ pn_err_t pn_store_open(const pn_store_options_t *opts, pn_store_t **storep,
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "store: %s",
                           pn_err_str(PN_ERR_NOMEM));
     bool exists = false;
-    pn_err_t err = store_configure(store, opts);
+    pn_err_t err = pn_store__writer_init(store);
+    if (!err)
+        err = store_configure(store, opts);
     if (err)
         pn_err_set(errstr, errstr_size, err, "store: %s", pn_err_str(err));
     if (!err)
@@ -405,6 +408,7 @@ pn_err_t pn_store_open(const pn_store_options_t *opts, pn_store_t **storep,
 void pn_store_close(pn_store_t *store) {
     if (!store)
         return;
+    pn_store__writer_stop(store);
     for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++) {
         if (store->cf[cf])
             rocksdb_column_family_handle_destroy(store->cf[cf]);
@@ -442,7 +446,7 @@ static pn_err_t store_get(pn_store_t *store, pn_store_cf_t cf,
     return rerr ? pn_store__fail(store, rerr, "read", NULL, 0) : PN_ERR_OK;
 }
 
-pn_err_t pn_store_get_snapshot(pn_store_t *store, pn_str_t stream_key,
+pn_err_t pn_store__get_snapshot_nowait(pn_store_t *store, pn_str_t stream_key,
                                pn_state_t *state,
                                pn_snapshot_status_t *status) {
     if (!store || !state || !status || !pn_store__stream_ok(stream_key))
@@ -467,7 +471,7 @@ pn_err_t pn_store_get_snapshot(pn_store_t *store, pn_str_t stream_key,
     return err;
 }
 
-pn_err_t pn_store_get_dedup(pn_store_t *store, pn_str_t stream_key,
+pn_err_t pn_store__get_dedup_nowait(pn_store_t *store, pn_str_t stream_key,
                             pn_str_t command_id, pn_dedup_entry_t *entry,
                             bool *found) {
     if (!store || !entry || !found)
@@ -501,7 +505,7 @@ pn_err_t pn_store_get_dedup(pn_store_t *store, pn_str_t stream_key,
     return err;
 }
 
-pn_err_t pn_store_get_partition_meta(pn_store_t *store, int32_t partition,
+pn_err_t pn_store__get_partition_meta_nowait(pn_store_t *store, int32_t partition,
                                      pn_partition_meta_t *meta, bool *found) {
     if (!store || !meta || !found || partition < 0)
         return PN_ERR_INVALID_ARG;
@@ -540,7 +544,7 @@ static pn_err_t visit_event(rocksdb_iterator_t *it, size_t prefix_len,
               vlen - PN_STORE_EVENT_AT_LEN);
 }
 
-pn_err_t pn_store_scan_events(pn_store_t *store, pn_str_t stream_key,
+pn_err_t pn_store__scan_events_nowait(pn_store_t *store, pn_str_t stream_key,
                               int64_t from_version, pn_store_event_fn fn,
                               void *opaque) {
     if (!store || !fn || !pn_store__stream_ok(stream_key))
@@ -566,6 +570,46 @@ pn_err_t pn_store_scan_events(pn_store_t *store, pn_str_t stream_key,
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     return err;
+}
+
+/* --- reads that wait ---------------------------------------------------- */
+
+/* The public point reads and scans first wait for an asynchronous write in
+ * flight, so a caller sees every commit that returned. Only the engine,
+ * which keeps that write's contents in memory, reads without waiting
+ * (store_nowait.h). */
+
+pn_err_t pn_store_get_snapshot(pn_store_t *store, pn_str_t stream_key,
+                               pn_state_t *state,
+                               pn_snapshot_status_t *status) {
+    if (store)
+        pn_store__wait_idle(store);
+    return pn_store__get_snapshot_nowait(store, stream_key, state, status);
+}
+
+pn_err_t pn_store_get_dedup(pn_store_t *store, pn_str_t stream_key,
+                            pn_str_t command_id, pn_dedup_entry_t *entry,
+                            bool *found) {
+    if (store)
+        pn_store__wait_idle(store);
+    return pn_store__get_dedup_nowait(store, stream_key, command_id, entry,
+                                      found);
+}
+
+pn_err_t pn_store_get_partition_meta(pn_store_t *store, int32_t partition,
+                                     pn_partition_meta_t *meta, bool *found) {
+    if (store)
+        pn_store__wait_idle(store);
+    return pn_store__get_partition_meta_nowait(store, partition, meta, found);
+}
+
+pn_err_t pn_store_scan_events(pn_store_t *store, pn_str_t stream_key,
+                              int64_t from_version, pn_store_event_fn fn,
+                              void *opaque) {
+    if (store)
+        pn_store__wait_idle(store);
+    return pn_store__scan_events_nowait(store, stream_key, from_version, fn,
+                                        opaque);
 }
 
 /* --- concurrent reads --------------------------------------------------- */
@@ -994,19 +1038,15 @@ static pn_err_t sorted_records(pn_store_t *store, pn_store_batch_t *batch,
     return PN_ERR_OK;
 }
 
-pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
-                         char *errstr, size_t errstr_size) {
-    if (!store || !batch)
-        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
-                          "store commit: no store or batch");
-    if (batch->count == 0)
-        return PN_ERR_OK;
+pn_err_t pn_store__build_writebatch(pn_store_t *store, pn_store_batch_t *batch,
+                                    rocksdb_writebatch_t *wb, char *errstr,
+                                    size_t errstr_size) {
     uint8_t **records;
     pn_err_t err = sorted_records(store, batch, &records);
     if (err)
         return pn_err_set(errstr, errstr_size, err, "store commit: %s",
                           pn_err_str(err));
-    rocksdb_writebatch_clear(store->wb);
+    rocksdb_writebatch_clear(wb);
     for (size_t i = 0; i < batch->count; i++) {
         uint8_t *p = records[i];
         pn_store_cf_t cf = (pn_store_cf_t)p[0];
@@ -1018,9 +1058,25 @@ pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
             /* Before the write: a lookup must never miss a stored key. A
              * failed add drops the filter rather than leave it short. */
             (void)pn_store__filter_add(&store->filter, k, klen);
-        rocksdb_writebatch_put_cf(store->wb, store->cf[cf], (const char *)k,
-                                  klen, (const char *)v, vlen);
+        rocksdb_writebatch_put_cf(wb, store->cf[cf], (const char *)k, klen,
+                                  (const char *)v, vlen);
     }
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
+                         char *errstr, size_t errstr_size) {
+    if (!store || !batch)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "store commit: no store or batch");
+    if (batch->count == 0)
+        return PN_ERR_OK;
+    /* After an asynchronous write: this one must land after it. */
+    pn_store__wait_idle(store);
+    pn_err_t err =
+        pn_store__build_writebatch(store, batch, store->wb, errstr, errstr_size);
+    if (err)
+        return err;
     char *rerr = NULL;
     rocksdb_write(store->db, store->wo, store->wb, &rerr);
     rocksdb_writebatch_clear(store->wb);

@@ -156,12 +156,12 @@ static pn_err_t scan_keys(pn_store_t *store, pn_store_filter_t *f,
 
 /*
  * Two passes over the keys: one to count (so the first part fits them all
- * with room to grow, and lookups ask one part), one to add. The caller
- * makes sure no write to the family is in flight, so the scan sees every
- * stored key.
+ * with room to grow, and lookups ask one part), one to add. It first
+ * waits for the write in flight, so the scan sees every stored key.
  */
 pn_err_t pn_store__filter_build(pn_store_t *store) {
     pn_store_filter_t *f = &store->filter;
+    pn_store__wait_idle(store); /* its dedup keys are not in the filter */
     pn_store__filter_reset(f);
     double t0 = now_s();
     uint64_t n;

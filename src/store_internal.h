@@ -5,6 +5,7 @@
 #ifndef PANTHER_STORE_INTERNAL_H
 #define PANTHER_STORE_INTERNAL_H
 
+#include <pthread.h>
 #include <rocksdb/c.h>
 
 #include "panther/buf.h"
@@ -45,6 +46,22 @@ struct pn_store_s {
     rocksdb_writebatch_t *wb;     /* rebuilt by each commit, reused */
     pn_buf_t key;                 /* scratch for dedup keys */
     pn_buf_t order;               /* a commit's records, sorted by key */
+    /* The writer thread (store_writer.c); the fields below up to the
+     * filter are shared with it under wlock. */
+    pthread_mutex_t wlock;
+    pthread_cond_t wcond;
+    pthread_t writer;
+    bool writer_sync_ready;       /* wlock and wcond initialised */
+    bool writer_started;          /* owner thread only */
+    bool writer_stop;
+    rocksdb_writebatch_t *async_wb; /* built by the owner, written by it */
+    rocksdb_writebatch_t *inflight; /* async_wb while being written */
+    unsigned waiters;             /* owner waiting: a held write may go */
+    bool test_hold_writes;        /* tests: writes wait for a waiter */
+    bool test_fail_writes;        /* tests: writes fail */
+    pn_err_t async_err;           /* failed write not yet collected */
+    char async_error[PN_STORE_LAST_ERROR_MAX];
+
     pn_store_filter_t filter;     /* dedup keys that may be stored */
     bool filter_failed;           /* its build failed: do without it */
     uint32_t fold;                /* fold format version of this process */
@@ -63,6 +80,30 @@ pn_err_t pn_store__fail(pn_store_t *store, char *rerr, const char *what,
 /** The error status of an iterator after a scan, translated. */
 pn_err_t pn_store__iter_done(pn_store_t *store, rocksdb_iterator_t *it,
                              const char *what);
+
+/** Turns a batch into a RocksDB WriteBatch (sorted, snapshots stamped
+ *  with the fold version, dedup keys added to the filter). Owner thread. */
+pn_err_t pn_store__build_writebatch(pn_store_t *store, pn_store_batch_t *batch,
+                                    rocksdb_writebatch_t *wb, char *errstr,
+                                    size_t errstr_size);
+
+/** Sets up the writer's lock and WriteBatch (the thread starts with the
+ *  first asynchronous commit). */
+pn_err_t pn_store__writer_init(pn_store_t *store);
+
+/** Waits for the in-flight write, leaving its error for the owner to
+ *  collect. Every store call that writes, or scans to rebuild, calls it. */
+void pn_store__wait_idle(pn_store_t *store);
+
+/** Waits, stops and joins the writer; frees what writer_init made. */
+void pn_store__writer_stop(pn_store_t *store);
+
+/** Tests only: while held, a handed-over write starts only once the owner
+ *  waits for it (so "still in flight" is deterministic). */
+void pn_store__test_hold_writes(pn_store_t *store, bool hold);
+
+/** Tests only: asynchronous writes fail with PN_ERR_STORE_IO. */
+void pn_store__test_fail_writes(pn_store_t *store, bool fail);
 
 /** Builds the idempotency filter from the dedup family (no write may be
  *  in flight). On failure the filter stays not ready. */

@@ -98,6 +98,7 @@ pn_err_t pn_store_expire_events(pn_store_t *store, int64_t now_ms,
         *n_deleted = 0;
     if (!store)
         return PN_ERR_INVALID_ARG;
+    pn_store__wait_idle(store); /* store->wb, and a scan of every write */
     expire_events_ctx_t ctx = {store, NULL, 0, 0};
     if (store->retention_ms <= 0 ||
         __builtin_sub_overflow(now_ms, store->retention_ms, &ctx.cutoff_ms))
@@ -180,6 +181,7 @@ pn_err_t pn_store_expire_dedup(pn_store_t *store, int32_t partition,
         *n_deleted = 0;
     if (!store || !meta || partition < 0 || window_ms < 0)
         return PN_ERR_INVALID_ARG;
+    pn_store__wait_idle(store); /* store->wb, and a scan of every write */
     int64_t cutoff_ms; /* entries with at_ms < cutoff_ms are old enough */
     if (__builtin_sub_overflow(meta->dedup_max_at_ms, window_ms, &cutoff_ms))
         return PN_ERR_OK;
@@ -340,6 +342,7 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
                                  pn_store_key_filter_fn owns, void *opaque) {
     if (!store || !owns || partition < 0)
         return PN_ERR_INVALID_ARG;
+    pn_store__wait_idle(store); /* store->wb, and a scan of every write */
     drop_ctx_t ctx = {store, owns, opaque, maint_ro()};
     rocksdb_writebatch_clear(store->wb);
     pn_err_t err = drop_streams(&ctx, PN_STORE_CF_EVENTS);

@@ -5,6 +5,8 @@
 
 #include "panther/engine.h"
 #include "pn_test.h"
+#include "store_internal.h" /* test hooks of the store writer */
+#include "store_nowait.h"
 
 typedef struct fixture {
     char *dir;
@@ -350,6 +352,169 @@ static void test_cache_bound(void) {
     teardown(&f);
 }
 
+/* --- the asynchronous store write ---------------------------------------- */
+
+/*
+ * These hold the store's writer (pn_store__test_hold_writes): a committed
+ * batch's write then starts only when the engine waits for it, so "still in
+ * flight" is a fact the test can rely on, not a race it hopes to win.
+ */
+
+/* True when the store (not the engine) already has an idempotency entry. */
+static bool stored_dedup(fixture_t *f, const char *stream, const char *id) {
+    pn_dedup_entry_t e;
+    bool found = true;
+    PN_REQUIRE_OK(pn_store__get_dedup_nowait(f->store, pn_str_c(stream),
+                                             pn_str_c(id), &e, &found));
+    return found;
+}
+
+/* A repeated id in batch N+1 of a command from batch N is a duplicate
+ * while N's write is still in flight, and the state N left is used. */
+static void test_duplicate_while_write_pending(void) {
+    fixture_t f;
+    setup(&f, NULL);
+    pn_store__test_hold_writes(f.store, true);
+    run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
+    commit(&f, 1);
+    PN_ASSERT(!stored_dedup(&f, "S1|DC1", "c1")); /* not written yet */
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 99, 2));
+    PN_ASSERT(r.outcome.duplicate);
+    PN_ASSERT_EQ_INT(r.outcome.on_hand, 10);
+    r = run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 10, 3));
+    PN_ASSERT_EQ_INT(r.outcome.status, PN_STATUS_ACCEPTED);
+    commit(&f, 2);
+    PN_ASSERT(stored_dedup(&f, "S1|DC1", "c1")); /* commit 2 waited for 1 */
+    pn_store__test_hold_writes(f.store, false);
+    pn_state_t st = read_state(&f, "S1|DC1");
+    PN_ASSERT_EQ_INT(st.on_hand, 10);
+    PN_ASSERT_EQ_INT(st.reserved, 10);
+    pn_state_clear(&st);
+    teardown(&f);
+}
+
+/* A batch touching more streams than the cache holds: the states whose
+ * write is in flight are not evicted and re-read stale from the store. */
+static void test_pending_states_not_reread_stale(void) {
+    fixture_t f;
+    pn_engine_options_t o = {.state_cache_streams = 1};
+    setup(&f, &o);
+    pn_store__test_hold_writes(f.store, true);
+    run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
+    run(&f, cmd(PN_CMD_UPDATE, "c2", NULL, "S2", 20, 2));
+    run(&f, cmd(PN_CMD_UPDATE, "c3", NULL, "S3", 30, 3));
+    commit(&f, 1);
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_RESERVE, "c4", "o1", "S1", 10, 4));
+    PN_ASSERT_EQ_INT(r.outcome.status, PN_STATUS_ACCEPTED);
+    r = run(&f, cmd(PN_CMD_RESERVE, "c5", "o2", "S2", 20, 5));
+    PN_ASSERT_EQ_INT(r.outcome.status, PN_STATUS_ACCEPTED);
+    commit(&f, 2);
+    pn_engine_stats_t st;
+    pn_engine_get_stats(f.engine, &st);
+    PN_ASSERT(st.cached_streams <= 1);
+    pn_store__test_hold_writes(f.store, false);
+    pn_state_t s1 = read_state(&f, "S1|DC1");
+    PN_ASSERT_EQ_INT(s1.reserved, 10);
+    pn_state_clear(&s1);
+    teardown(&f);
+}
+
+/* Discarding batch N+1 while N's write is in flight keeps N and drops
+ * only N+1. */
+static void test_discard_while_write_pending(void) {
+    fixture_t f;
+    setup(&f, NULL);
+    pn_store__test_hold_writes(f.store, true);
+    run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
+    commit(&f, 1);
+    run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 4, 2));
+    pn_engine_discard(f.engine);
+    /* c2 is not remembered, and all 10 are available again (not 6, and
+     * not 0 from a store without batch 1). */
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 10, 3));
+    PN_ASSERT(!r.outcome.duplicate);
+    PN_ASSERT_EQ_INT(r.outcome.status, PN_STATUS_ACCEPTED);
+    commit(&f, 2);
+    pn_store__test_hold_writes(f.store, false);
+    pn_state_t st = read_state(&f, "S1|DC1");
+    PN_ASSERT_EQ_INT(st.on_hand, 10);
+    PN_ASSERT_EQ_INT(st.reserved, 10);
+    pn_state_clear(&st);
+    teardown(&f);
+}
+
+/* A failed write is reported by the next call that waits for it (commit
+ * here), the batch opened on top of it cannot be committed, and the
+ * engine forgets what the failed batch changed: the store's state counts. */
+static void test_write_failure_surfaces(void) {
+    fixture_t f;
+    setup(&f, NULL);
+    char err[512];
+    run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
+    commit(&f, 1);
+    PN_REQUIRE_OK(pn_engine_sync(f.engine, err, sizeof err));
+
+    pn_store__test_hold_writes(f.store, true);
+    pn_store__test_fail_writes(f.store, true);
+    run(&f, cmd(PN_CMD_UPDATE, "c2", NULL, "S1", 50, 2));
+    commit(&f, 2); /* handed over: its failure is not known yet */
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_RESERVE, "c3", "o1", "S1", 30, 3));
+    PN_ASSERT_EQ_INT(r.outcome.status, PN_STATUS_ACCEPTED); /* saw the 50 */
+    pn_engine_checkpoint_t cp = {0, 3};
+    PN_ASSERT_EQ_INT(pn_engine_commit(f.engine, &cp, 1, err, sizeof err),
+                     PN_ERR_STORE_IO);
+    PN_ASSERT(strstr(err, "write failed") != NULL);
+    pn_store__test_fail_writes(f.store, false);
+    pn_store__test_hold_writes(f.store, false);
+
+    pn_state_t st = read_state(&f, "S1|DC1");
+    PN_ASSERT_EQ_INT(st.on_hand, 10); /* batch 2 never landed */
+    PN_ASSERT_EQ_INT(st.reserved, 0); /* batch 3 was discarded */
+    pn_state_clear(&st);
+    int64_t off;
+    PN_REQUIRE_OK(pn_engine_checkpoint(f.engine, 0, &off));
+    PN_ASSERT_EQ_INT(off, 1);
+    r = run(&f, cmd(PN_CMD_UPDATE, "c2", NULL, "S1", 50, 4));
+    PN_ASSERT(!r.outcome.duplicate); /* its entry was lost with batch 2 */
+    commit(&f, 4);
+    st = read_state(&f, "S1|DC1");
+    PN_ASSERT_EQ_INT(st.on_hand, 50);
+    pn_state_clear(&st);
+    teardown(&f);
+}
+
+/* The failure seen by another call (read_state) is reported there, once,
+ * and poisons the batch that was open: its commit fails too. */
+static void test_write_failure_poisons_open_batch(void) {
+    fixture_t f;
+    setup(&f, NULL);
+    char err[512];
+    pn_store__test_hold_writes(f.store, true);
+    pn_store__test_fail_writes(f.store, true);
+    run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
+    commit(&f, 1);
+    run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 5, 2));
+    pn_state_t st;
+    pn_state_init(&st);
+    PN_ASSERT_EQ_INT(pn_engine_read_state(f.engine, pn_str_c("S1|DC1"), &st,
+                                          err, sizeof err),
+                     PN_ERR_STORE_IO);
+    pn_store__test_fail_writes(f.store, false);
+    pn_store__test_hold_writes(f.store, false);
+    pn_engine_checkpoint_t cp = {0, 2};
+    PN_ASSERT_EQ_INT(pn_engine_commit(f.engine, &cp, 1, err, sizeof err),
+                     PN_ERR_STORE_IO);
+    /* Reported: the next batch starts clean. */
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 7, 3));
+    PN_ASSERT(!r.outcome.duplicate);
+    commit(&f, 3);
+    PN_REQUIRE_OK(pn_engine_sync(f.engine, err, sizeof err));
+    st = read_state(&f, "S1|DC1");
+    PN_ASSERT_EQ_INT(st.on_hand, 7);
+    pn_state_clear(&st);
+    teardown(&f);
+}
+
 static const pn_test_case_t engine_cases[] = {
     {"a batch sees its own effects", test_batch_sees_its_own_effects},
     {"commit survives reopen", test_commit_survives_reopen},
@@ -360,6 +525,16 @@ static const pn_test_case_t engine_cases[] = {
     {"restore detects a version gap", test_restore_detects_gap},
     {"stale snapshot rebuilt from events", test_stale_snapshot_rebuilt},
     {"state cache is bounded", test_cache_bound},
+    {"duplicate of a batch whose write is in flight",
+     test_duplicate_while_write_pending},
+    {"states of an in-flight write are not re-read stale",
+     test_pending_states_not_reread_stale},
+    {"discard while the previous write is in flight",
+     test_discard_while_write_pending},
+    {"a failed store write surfaces and is forgotten",
+     test_write_failure_surfaces},
+    {"a failed store write poisons the open batch",
+     test_write_failure_poisons_open_batch},
     {NULL, NULL}};
 
 const pn_test_suite_t pn_test_suites[] = {{"engine", engine_cases},

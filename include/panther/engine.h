@@ -19,7 +19,32 @@
  * write. Discard drops everything the batch did: nothing of it reaches the
  * store or survives in the cache.
  *
- * An engine, its store and its codec are used from one thread.
+ * Threading and ownership. An engine, its store and its codec are used
+ * from one thread (the owner), with one helper: commit hands the batch's
+ * finished store write to the store's writer thread (pn_store_commit_async)
+ * and returns, so the next batch executes while the previous one is
+ * written. At most one write is in flight: the next commit waits for it.
+ * Until it lands the engine answers for that batch from memory: its states
+ * stay in the state cache, pinned (never evicted, so never re-read stale
+ * from the store), and its idempotency entries stay a lookup level of
+ * their own, so a repeat of one of its command ids is still a duplicate.
+ * The writer touches nothing of the engine.
+ *
+ * Every call below that reads or changes the store beyond that
+ * (read_state, checkpoint, apply_event, forget, discard, free, and the
+ * store's own calls, pn_store_* on the same handle) waits for the write
+ * first; only execute does not wait (it merely looks whether the write
+ * failed). So callers need no extra step; pn_engine_sync() exists for
+ * those that want the write settled now.
+ *
+ * A failed write is returned by the next call that returns a pn_err_t
+ * (execute, commit, apply_event, read_state, checkpoint, sync), once. The
+ * engine then forgets what assumed that batch (cached states, partition
+ * metadata), as after a crash between the Kafka commit and the local
+ * write, and a batch that was open at the time is poisoned: executing in
+ * it or committing it fails until it is discarded. The worker treats a
+ * store error after a Kafka commit as fatal and restores from the events
+ * topic (DESIGN.md section 6), which repairs the store.
  */
 #ifndef PANTHER_ENGINE_H
 #define PANTHER_ENGINE_H
@@ -107,14 +132,28 @@ typedef struct pn_engine_checkpoint {
 
 /**
  * Commits the open batch to the store, together with the given checkpoints
- * (which override those recorded by pn_engine_apply_event). On failure the
- * batch is discarded, as if pn_engine_discard() had been called, and the
- * caller must not assume anything of it reached the store.
+ * (which override those recorded by pn_engine_apply_event): waits for the
+ * previous batch's write, then hands this batch's write to the store
+ * writer and returns (see "Threading" above). Returning OK means the write
+ * was started, not that it landed; its failure is reported by the next
+ * call. On failure (this batch's or the previous write's) the batch is
+ * discarded, as if pn_engine_discard() had been called, and the caller
+ * must not assume anything of it reached the store.
  */
 PN_MUST_CHECK pn_err_t pn_engine_commit(pn_engine_t *engine,
                                         const pn_engine_checkpoint_t *cps,
                                         size_t n_cps, char *errstr,
                                         size_t errstr_size);
+
+/**
+ * Waits until the last committed batch is in the store, and returns the
+ * error of its write if it failed (once; the engine has then forgotten
+ * what that batch changed, see "Threading" above). Every other call that
+ * needs it waits by itself; this is for callers that want to know now
+ * (a benchmark's end, a shutdown that reports).
+ */
+PN_MUST_CHECK pn_err_t pn_engine_sync(pn_engine_t *engine, char *errstr,
+                                      size_t errstr_size);
 
 /** Drops the open batch; the cache forgets the streams it touched. */
 void pn_engine_discard(pn_engine_t *engine);

@@ -24,6 +24,15 @@
  * any number of other threads at the same time as the owner thread's calls
  * (RocksDB allows it, and they share no scratch state of the handle), as
  * long as none of them outlives pn_store_close().
+ *
+ * pn_store_commit_async() hands a batch's write to the store's own writer
+ * thread (at most one write in flight). Every owner-thread call that
+ * reads, writes or maintains (the point reads and scans, pn_store_commit,
+ * expiry, drop_partition, close) waits for it first, so a caller sees
+ * every commit that returned; the engine alone uses non-waiting reads
+ * (src/store_nowait.h) and answers for the in-flight batch from memory.
+ * The concurrent reads below do not wait: like any reader on another
+ * thread they see the writes that have landed.
  */
 #ifndef PANTHER_STORE_H
 #define PANTHER_STORE_H
@@ -185,11 +194,35 @@ PN_MUST_CHECK pn_err_t pn_store_batch_put_stream_time(pn_store_batch_t *batch,
                                                       pn_str_t stream_key,
                                                       int64_t at_ms);
 
-/** Writes the batch atomically (one RocksDB WriteBatch). The batch is left
- *  as it was; clear it to reuse. */
+/** Writes the batch atomically (one RocksDB WriteBatch), after any
+ *  asynchronous write in flight. The batch is left as it was; clear it to
+ *  reuse. */
 PN_MUST_CHECK pn_err_t pn_store_commit(pn_store_t *store,
                                        pn_store_batch_t *batch, char *errstr,
                                        size_t errstr_size);
+
+/**
+ * Starts writing the batch on the store's writer thread and returns
+ * without waiting for it. First waits for the previous asynchronous write
+ * and returns its error, if it failed, without starting this one. The
+ * batch is copied: clear and reuse it at once. A failure of this write is
+ * returned by the next pn_store_sync(), pn_store_poll() or
+ * pn_store_commit_async(). Owner thread.
+ */
+PN_MUST_CHECK pn_err_t pn_store_commit_async(pn_store_t *store,
+                                             pn_store_batch_t *batch,
+                                             char *errstr,
+                                             size_t errstr_size);
+
+/** Waits for the asynchronous write in flight, if any; returns its error
+ *  once (text in errstr and pn_store_last_error()). Owner thread. */
+PN_MUST_CHECK pn_err_t pn_store_sync(pn_store_t *store, char *errstr,
+                                     size_t errstr_size);
+
+/** Like pn_store_sync() without waiting: *idle = false while the write is
+ *  still in flight (then OK is returned). Owner thread. */
+PN_MUST_CHECK pn_err_t pn_store_poll(pn_store_t *store, bool *idle,
+                                     char *errstr, size_t errstr_size);
 
 /* --- concurrent reads --------------------------------------------------- */
 
