@@ -1,5 +1,6 @@
 #include "hashmap.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,16 +62,15 @@ static void release_entry(pn_map_t *map, pn_map_entry_t *e) {
 }
 
 void pn_map_clear(pn_map_t *map, pn_map_free_fn free_value) {
-    for (size_t b = 0; b < map->n_buckets; b++) {
-        pn_map_entry_t *e = map->buckets[b];
-        while (e) {
-            pn_map_entry_t *next = e->next;
-            if (free_value)
-                free_value(e->value);
-            release_entry(map, e);
-            e = next;
-        }
-        map->buckets[b] = NULL;
+    for (size_t i = 0; i < map->n_slots && map->count > 0; i++) {
+        pn_map_entry_t *e = map->slots[i].entry;
+        if (!e)
+            continue;
+        if (free_value)
+            free_value(e->value);
+        release_entry(map, e);
+        map->slots[i].entry = NULL;
+        map->count--;
     }
     map->count = 0;
 }
@@ -84,46 +84,53 @@ void pn_map_free(pn_map_t *map, pn_map_free_fn free_value) {
         free(map->spare);
         map->spare = next;
     }
-    free(map->buckets);
+    free(map->slots);
     pn_map_init(map);
+}
+
+/* The slot holding key, or the empty slot where the probe ended. */
+static pn_map_slot_t *probe(const pn_map_t *map, uint64_t h, const void *key,
+                            size_t len) {
+    size_t mask = map->n_slots - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        pn_map_slot_t *slot = &map->slots[i];
+        pn_map_entry_t *e = slot->entry;
+        if (!e || (slot->hash == h && e->key_len == len &&
+                   memcmp(e->key, key, len) == 0))
+            return slot;
+    }
 }
 
 pn_map_entry_t *pn_map_find(const pn_map_t *map, const void *key,
                             size_t len) {
-    if (!map->n_buckets)
+    if (!map->count)
         return NULL;
-    uint64_t h = pn_hash_bytes(key, len);
-    for (pn_map_entry_t *e = map->buckets[h & (map->n_buckets - 1)]; e;
-         e = e->next)
-        if (e->hash == h && e->key_len == len && !memcmp(e->key, key, len))
-            return e;
-    return NULL;
+    return probe(map, pn_hash_bytes(key, len), key, len)->entry;
 }
 
 static pn_err_t grow(pn_map_t *map) {
-    size_t n = map->n_buckets ? map->n_buckets * 2 : 64;
-    pn_map_entry_t **buckets = calloc(n, sizeof *buckets);
-    if (!buckets)
+    size_t n = map->n_slots ? map->n_slots * 2 : 64;
+    pn_map_slot_t *slots = calloc(n, sizeof *slots);
+    if (!slots)
         return PN_ERR_NOMEM;
-    for (size_t b = 0; b < map->n_buckets; b++) {
-        pn_map_entry_t *e = map->buckets[b];
-        while (e) {
-            pn_map_entry_t *next = e->next;
-            size_t at = e->hash & (n - 1);
-            e->next = buckets[at];
-            buckets[at] = e;
-            e = next;
-        }
+    for (size_t i = 0; i < map->n_slots; i++) {
+        pn_map_slot_t *old = &map->slots[i];
+        if (!old->entry)
+            continue;
+        size_t at = old->hash & (n - 1);
+        while (slots[at].entry)
+            at = (at + 1) & (n - 1);
+        slots[at] = *old;
     }
-    free(map->buckets);
-    map->buckets = buckets;
-    map->n_buckets = n;
+    free(map->slots);
+    map->slots = slots;
+    map->n_slots = n;
     return PN_ERR_OK;
 }
 
 pn_err_t pn_map_insert(pn_map_t *map, const void *key, size_t len,
                        void *value, pn_map_entry_t **entryp) {
-    if (map->count >= map->n_buckets) { /* load factor 1 */
+    if (2 * (map->count + 1) > map->n_slots) { /* load factor 1/2 */
         pn_err_t err = grow(map);
         if (err)
             return err;
@@ -136,37 +143,52 @@ pn_err_t pn_map_insert(pn_map_t *map, const void *key, size_t len,
     e->key_len = len;
     memcpy(e->key, key, len);
     e->key[len] = '\0';
-    size_t at = e->hash & (map->n_buckets - 1);
-    e->next = map->buckets[at];
-    map->buckets[at] = e;
+    e->next = NULL;
+    size_t mask = map->n_slots - 1, at = e->hash & mask;
+    while (map->slots[at].entry)
+        at = (at + 1) & mask;
+    map->slots[at] = (pn_map_slot_t){e->hash, e};
     map->count++;
     if (entryp)
         *entryp = e;
     return PN_ERR_OK;
 }
 
-void *pn_map_remove(pn_map_t *map, const void *key, size_t len) {
-    if (!map->n_buckets)
-        return NULL;
-    uint64_t h = pn_hash_bytes(key, len);
-    pn_map_entry_t **link = &map->buckets[h & (map->n_buckets - 1)];
-    for (; *link; link = &(*link)->next) {
-        pn_map_entry_t *e = *link;
-        if (e->hash == h && e->key_len == len && !memcmp(e->key, key, len)) {
-            void *value = e->value;
-            *link = e->next;
-            release_entry(map, e);
-            map->count--;
-            return value;
+/* Empties slot i and shifts back the entries of its probe run that would
+ * no longer be found past the hole (linear probing without tombstones). */
+static void remove_slot(pn_map_t *map, size_t i) {
+    size_t mask = map->n_slots - 1;
+    for (size_t j = (i + 1) & mask; map->slots[j].entry; j = (j + 1) & mask) {
+        size_t home = map->slots[j].hash & mask;
+        /* Movable when its home is not cyclically within (i, j]. */
+        bool in_between = i <= j ? (home > i && home <= j)
+                                 : (home > i || home <= j);
+        if (!in_between) {
+            map->slots[i] = map->slots[j];
+            i = j;
         }
     }
-    return NULL;
+    map->slots[i] = (pn_map_slot_t){0, NULL};
+}
+
+void *pn_map_remove(pn_map_t *map, const void *key, size_t len) {
+    if (!map->count)
+        return NULL;
+    pn_map_slot_t *slot = probe(map, pn_hash_bytes(key, len), key, len);
+    pn_map_entry_t *e = slot->entry;
+    if (!e)
+        return NULL;
+    void *value = e->value;
+    remove_slot(map, (size_t)(slot - map->slots));
+    release_entry(map, e);
+    map->count--;
+    return value;
 }
 
 void pn_map_foreach(const pn_map_t *map,
                     void (*fn)(pn_map_entry_t *entry, void *opaque),
                     void *opaque) {
-    for (size_t b = 0; b < map->n_buckets; b++)
-        for (pn_map_entry_t *e = map->buckets[b]; e; e = e->next)
-            fn(e, opaque);
+    for (size_t i = 0; i < map->n_slots; i++)
+        if (map->slots[i].entry)
+            fn(map->slots[i].entry, opaque);
 }

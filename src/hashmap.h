@@ -1,7 +1,11 @@
 /*
- * A byte-keyed hash map with chaining. Keys are copied into the entry; the
- * values are opaque pointers the caller owns (a free callback can be given
- * to clear/free). Internal to panther_core.
+ * A byte-keyed hash map: open addressing with linear probing over slots
+ * that hold the hash and the entry, so a lookup touches one slot run (and
+ * the entry only when the hash matches) rather than a chain of scattered
+ * entries. Entries are allocated apart and do not move, so their pointers
+ * stay valid until removed. Keys are copied into the entry; the values
+ * are opaque pointers the caller owns (a free callback can be given to
+ * clear/free). Internal to panther_core.
  */
 #ifndef PANTHER_HASHMAP_H
 #define PANTHER_HASHMAP_H
@@ -12,16 +16,21 @@
 #include "panther/err.h"
 
 typedef struct pn_map_entry {
-    struct pn_map_entry *next;
+    struct pn_map_entry *next; /* the spare list */
     uint64_t hash;
     void *value;
     size_t key_len;
     char key[]; /* NUL-terminated copy */
 } pn_map_entry_t;
 
+typedef struct pn_map_slot {
+    uint64_t hash;
+    pn_map_entry_t *entry; /* NULL: empty */
+} pn_map_slot_t;
+
 typedef struct pn_map {
-    pn_map_entry_t **buckets;
-    size_t n_buckets; /* power of two, or 0 before the first insert */
+    pn_map_slot_t *slots;
+    size_t n_slots; /* power of two, or 0 before the first insert */
     size_t count;
     pn_map_entry_t *spare; /* recycled entries (see PN_MAP_SPARE_KEY) */
 } pn_map_t;
@@ -35,10 +44,10 @@ uint64_t pn_hash_bytes(const void *data, size_t len);
 
 void pn_map_init(pn_map_t *map);
 
-/** Frees entries (calling free_value on each value if given) and buckets. */
+/** Frees entries (calling free_value on each value if given) and slots. */
 void pn_map_free(pn_map_t *map, pn_map_free_fn free_value);
 
-/** Removes every entry but keeps the buckets. */
+/** Removes every entry but keeps the slots. */
 void pn_map_clear(pn_map_t *map, pn_map_free_fn free_value);
 
 /** The entry for key, or NULL. */
