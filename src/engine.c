@@ -728,9 +728,17 @@ static pn_err_t hand_over(pn_engine_t *engine, const pn_engine_checkpoint_t *cps
     pn_err_t err = ctx.err;
     if (!err)
         err = stage_metadata(engine, cps, n_cps);
-    if (!err)
-        err = pn_store_commit_async(engine->store, engine->batch, errstr,
-                                    errstr_size);
+    if (err)
+        return err;
+    /* Counted now: the records move to the store's writer. */
+    size_t keys = pn_store_batch_count(engine->batch);
+    size_t bytes = pn_store_batch_bytes(engine->batch);
+    err = pn_store_commit_async(engine->store, engine->batch, errstr,
+                                errstr_size);
+    if (!err) {
+        engine->stats.keys_written += keys;
+        engine->stats.bytes_written += bytes;
+    }
     return err;
 }
 
@@ -774,8 +782,6 @@ pn_err_t pn_engine_commit(pn_engine_t *engine,
         pn_engine_discard(engine);
         return err;
     }
-    engine->stats.keys_written += pn_store_batch_count(engine->batch);
-    engine->stats.bytes_written += pn_store_batch_bytes(engine->batch);
     keep_pending(engine);
     engine->stats.commits++;
     return PN_ERR_OK;

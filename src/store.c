@@ -1038,6 +1038,28 @@ static pn_err_t sorted_records(pn_store_t *store, pn_store_batch_t *batch,
     return PN_ERR_OK;
 }
 
+/* Adds the batch's dedup keys to the idempotency filter. Owner thread,
+ * before the write is issued: a lookup must never miss a stored key. A
+ * failed add drops the filter rather than leave it short. */
+void pn_store__filter_add_batch(pn_store_t *store,
+                                const pn_store_batch_t *batch) {
+    if (!store->filter.ready)
+        return;
+    const uint8_t *p = batch->log.data, *end = p + batch->log.len;
+    for (size_t n = 0; p < end && n < batch->count; n++) {
+        size_t klen = pn_be32_read(p + 1), vlen = pn_be32_read(p + 5);
+        if (p[0] == PN_STORE_CF_DEDUP)
+            (void)pn_store__filter_add(&store->filter, p + RECORD_HEAD, klen);
+        p += RECORD_HEAD + klen + vlen;
+    }
+}
+
+void pn_store__batch_swap(pn_store_batch_t *a, pn_store_batch_t *b) {
+    pn_store_batch_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
 pn_err_t pn_store__build_writebatch(pn_store_t *store, pn_store_batch_t *batch,
                                     rocksdb_writebatch_t *wb, char *errstr,
                                     size_t errstr_size) {
@@ -1054,10 +1076,6 @@ pn_err_t pn_store__build_writebatch(pn_store_t *store, pn_store_batch_t *batch,
         uint8_t *k = p + RECORD_HEAD, *v = k + klen;
         if (cf == PN_STORE_CF_SNAPSHOTS)
             pn_be32_write(v, store->fold);
-        else if (cf == PN_STORE_CF_DEDUP)
-            /* Before the write: a lookup must never miss a stored key. A
-             * failed add drops the filter rather than leave it short. */
-            (void)pn_store__filter_add(&store->filter, k, klen);
         rocksdb_writebatch_put_cf(wb, store->cf[cf], (const char *)k, klen,
                                   (const char *)v, vlen);
     }
@@ -1071,8 +1089,10 @@ pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
                           "store commit: no store or batch");
     if (batch->count == 0)
         return PN_ERR_OK;
-    /* After an asynchronous write: this one must land after it. */
+    /* After an asynchronous write: this one must land after it (and the
+     * writer thread is done with store->order). */
     pn_store__wait_idle(store);
+    pn_store__filter_add_batch(store, batch);
     pn_err_t err =
         pn_store__build_writebatch(store, batch, store->wb, errstr, errstr_size);
     if (err)

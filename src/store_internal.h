@@ -45,7 +45,8 @@ struct pn_store_s {
     rocksdb_writeoptions_t *wo;   /* WAL on; sync per the options */
     rocksdb_writebatch_t *wb;     /* rebuilt by each commit, reused */
     pn_buf_t key;                 /* scratch for dedup keys */
-    pn_buf_t order;               /* a commit's records, sorted by key */
+    pn_buf_t order;               /* a commit's records, sorted by key (the
+                                     writer's while a write is in flight) */
     /* The writer thread (store_writer.c); the fields below up to the
      * filter are shared with it under wlock. */
     pthread_mutex_t wlock;
@@ -54,8 +55,9 @@ struct pn_store_s {
     bool writer_sync_ready;       /* wlock and wcond initialised */
     bool writer_started;          /* owner thread only */
     bool writer_stop;
-    rocksdb_writebatch_t *async_wb; /* built by the owner, written by it */
-    rocksdb_writebatch_t *inflight; /* async_wb while being written */
+    pn_store_batch_t *async_batch;  /* records handed to the writer */
+    rocksdb_writebatch_t *async_wb; /* the writer builds and writes it */
+    bool inflight;                  /* async_batch is being written */
     unsigned waiters;             /* owner waiting: a held write may go */
     bool test_hold_writes;        /* tests: writes wait for a waiter */
     bool test_fail_writes;        /* tests: writes fail */
@@ -81,11 +83,19 @@ pn_err_t pn_store__fail(pn_store_t *store, char *rerr, const char *what,
 pn_err_t pn_store__iter_done(pn_store_t *store, rocksdb_iterator_t *it,
                              const char *what);
 
-/** Turns a batch into a RocksDB WriteBatch (sorted, snapshots stamped
- *  with the fold version, dedup keys added to the filter). Owner thread. */
+/** Turns a batch into a RocksDB WriteBatch (sorted in store->order,
+ *  snapshots stamped with the fold version). The thread that writes. */
 pn_err_t pn_store__build_writebatch(pn_store_t *store, pn_store_batch_t *batch,
                                     rocksdb_writebatch_t *wb, char *errstr,
                                     size_t errstr_size);
+
+/** Adds a batch's dedup keys to the filter. Owner thread, before the
+ *  batch's write is issued. */
+void pn_store__filter_add_batch(pn_store_t *store,
+                                const pn_store_batch_t *batch);
+
+/** Exchanges the contents (records and their memory) of two batches. */
+void pn_store__batch_swap(pn_store_batch_t *a, pn_store_batch_t *b);
 
 /** Sets up the writer's lock and WriteBatch (the thread starts with the
  *  first asynchronous commit). */

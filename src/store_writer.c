@@ -1,13 +1,15 @@
 /*
- * The store's writer thread: pn_store_commit_async() hands it a finished
- * RocksDB WriteBatch and returns, so the owner thread executes the next
- * batch while this one is written.
+ * The store's writer thread: pn_store_commit_async() hands it a batch's
+ * records and returns, so the owner thread executes the next batch while
+ * this one is sorted, turned into a RocksDB WriteBatch and written.
  *
- * At most one write is in flight. Everything the writer touches (the
- * in-flight WriteBatch, the result) is handed over under store->wlock; the
- * owner thread never touches the in-flight WriteBatch, and the writer
- * never touches anything else of the handle but the database and the
- * write options, which RocksDB allows from any thread.
+ * At most one write is in flight. What the writer uses while it is
+ * (async_batch, async_wb, the sort buffer store->order, and the result) is
+ * handed over under store->wlock, and the owner thread does not touch
+ * those until the write is over (every owner call that would waits first).
+ * Apart from them the writer reads only the database, the column family
+ * handles, the write options and the fold version, which do not change
+ * while the store is open.
  *
  * A failed write is kept (code and text) until the owner thread collects
  * it with pn_store_sync() or pn_store_poll(); waits inside the store
@@ -20,24 +22,36 @@
 
 #include "panther/log.h"
 
-/* Runs one write outside the lock; records a failure. */
-static void write_one(pn_store_t *store, rocksdb_writebatch_t *wb,
-                      bool fail) {
+/* Records a failure of the write in flight (the caller holds wlock). */
+static void fail_locked(pn_store_t *store, pn_err_t err, const char *text) {
+    if (store->async_err)
+        return;
+    store->async_err = err;
+    snprintf(store->async_error, sizeof store->async_error, "%s: commit: %s",
+             store->path, text);
+}
+
+/* Builds and runs one write outside the lock; records a failure. */
+static void write_one(pn_store_t *store, bool fail) {
     char *rerr = NULL;
-    if (fail)
+    char errstr[PN_STORE_LAST_ERROR_MAX] = "";
+    pn_err_t err = pn_store__build_writebatch(
+        store, store->async_batch, store->async_wb, errstr, sizeof errstr);
+    if (!err && fail)
         rerr = strdup("IO error: write failed (test)");
-    else
-        rocksdb_write(store->db, store->wo, wb, &rerr);
-    rocksdb_writebatch_clear(wb);
+    else if (!err)
+        rocksdb_write(store->db, store->wo, store->async_wb, &rerr);
+    rocksdb_writebatch_clear(store->async_wb);
+    pn_store_batch_clear(store->async_batch);
     pthread_mutex_lock(&store->wlock);
-    if (rerr && !store->async_err) {
-        store->async_err = strncmp(rerr, "Corruption", 10) == 0
-                               ? PN_ERR_STORE_CORRUPT
-                               : PN_ERR_STORE_IO;
-        snprintf(store->async_error, sizeof store->async_error,
-                 "%s: commit: %s", store->path, rerr);
-    }
-    store->inflight = NULL;
+    if (err)
+        fail_locked(store, err, errstr);
+    else if (rerr)
+        fail_locked(store,
+                    strncmp(rerr, "Corruption", 10) == 0 ? PN_ERR_STORE_CORRUPT
+                                                         : PN_ERR_STORE_IO,
+                    rerr);
+    store->inflight = false;
     pthread_cond_broadcast(&store->wcond);
     pthread_mutex_unlock(&store->wlock);
     rocksdb_free(rerr); /* RocksDB frees with free(), like strdup */
@@ -56,10 +70,9 @@ static void *writer_main(void *arg) {
             pthread_cond_wait(&store->wcond, &store->wlock);
         if (!may_start(store))
             break; /* stopping, and nothing left to write */
-        rocksdb_writebatch_t *wb = store->inflight;
         bool fail = store->test_fail_writes;
         pthread_mutex_unlock(&store->wlock);
-        write_one(store, wb, fail);
+        write_one(store, fail);
         pthread_mutex_lock(&store->wlock);
     }
     pthread_mutex_unlock(&store->wlock);
@@ -75,7 +88,9 @@ pn_err_t pn_store__writer_init(pn_store_t *store) {
     }
     store->writer_sync_ready = true;
     store->async_wb = rocksdb_writebatch_create();
-    return store->async_wb ? PN_ERR_OK : PN_ERR_NOMEM;
+    if (!store->async_wb)
+        return PN_ERR_NOMEM;
+    return pn_store_batch_new(&store->async_batch);
 }
 
 /* Waits until no write is in flight (the caller holds wlock). */
@@ -112,6 +127,7 @@ void pn_store__writer_stop(pn_store_t *store) {
     }
     if (store->async_wb)
         rocksdb_writebatch_destroy(store->async_wb);
+    pn_store_batch_free(store->async_batch);
     if (store->writer_sync_ready) {
         pthread_cond_destroy(&store->wcond);
         pthread_mutex_destroy(&store->wlock);
@@ -149,7 +165,7 @@ pn_err_t pn_store_poll(pn_store_t *store, bool *idle, char *errstr,
     if (!store || !store->writer_started)
         return PN_ERR_OK;
     pthread_mutex_lock(&store->wlock);
-    *idle = store->inflight == NULL;
+    *idle = !store->inflight;
     pn_err_t err = *idle ? collect_locked(store, errstr, errstr_size)
                          : PN_ERR_OK;
     pthread_mutex_unlock(&store->wlock);
@@ -177,16 +193,14 @@ pn_err_t pn_store_commit_async(pn_store_t *store, pn_store_batch_t *batch,
     pn_err_t err = pn_store_sync(store, errstr, errstr_size);
     if (err || pn_store_batch_count(batch) == 0)
         return err;
-    /* After the sync the writer is done with async_wb (it clears it before
-     * it reports), so it can be rebuilt here. */
-    err = start_writer(store, errstr, errstr_size);
-    if (!err)
-        err = pn_store__build_writebatch(store, batch, store->async_wb, errstr,
-                                         errstr_size);
-    if (err)
+    if ((err = start_writer(store, errstr, errstr_size)))
         return err;
+    pn_store__filter_add_batch(store, batch);
+    /* After the sync the writer is done with async_batch (it clears it
+     * before it reports): the caller gets its empty memory back. */
+    pn_store__batch_swap(batch, store->async_batch);
     pthread_mutex_lock(&store->wlock);
-    store->inflight = store->async_wb;
+    store->inflight = true;
     pthread_cond_broadcast(&store->wcond);
     pthread_mutex_unlock(&store->wlock);
     return PN_ERR_OK;

@@ -205,7 +205,8 @@ PN_MUST_CHECK pn_err_t pn_store_commit(pn_store_t *store,
  * Starts writing the batch on the store's writer thread and returns
  * without waiting for it. First waits for the previous asynchronous write
  * and returns its error, if it failed, without starting this one. The
- * batch is copied: clear and reuse it at once. A failure of this write is
+ * batch's records move to the writer (which sorts and writes them): the
+ * batch is left empty, ready for reuse. A failure of this write is
  * returned by the next pn_store_sync(), pn_store_poll() or
  * pn_store_commit_async(). Owner thread.
  */
