@@ -182,6 +182,8 @@ static pn_err_t start_writer(pn_store_t *store, char *errstr,
                           "%s: cannot start the store writer thread",
                           store->path);
     store->writer_started = true;
+    /* Named for top, perf and gdb; a failure to name it is harmless. */
+    (void)pthread_setname_np(store->writer, "pn-store-write");
     return PN_ERR_OK;
 }
 
