@@ -43,6 +43,7 @@ typedef struct passthrough {
     /* The open transaction: records are produced as they are polled. */
     bool txn_open;
     int64_t deadline_ms;
+    int64_t commit_started_ms; /* of the last commit, 0 before the first */
     uint64_t txn_records;
     rd_kafka_topic_partition_list_t *offsets; /* last offset + 1 */
     uint64_t records;
@@ -178,6 +179,15 @@ static void txn_close(passthrough_t *pt) {
     pt->offsets = NULL;
 }
 
+/* The worker's txn_deadline: an interval from the start of the previous
+ * commit if that is less than an interval ago, else from now. */
+static int64_t txn_deadline(const passthrough_t *pt, int64_t now) {
+    int64_t interval = (int64_t)pt->o.commit_interval_ms;
+    if (pt->commit_started_ms > 0 && now - pt->commit_started_ms < interval)
+        return pt->commit_started_ms + interval;
+    return now + interval;
+}
+
 /* The worker's txn_add: a transaction begins with the first record, and
  * each record is produced as it is polled. */
 static rd_kafka_error_t *txn_add(passthrough_t *pt,
@@ -187,7 +197,7 @@ static rd_kafka_error_t *txn_add(passthrough_t *pt,
         if (error)
             return error;
         pt->txn_open = true;
-        pt->deadline_ms = now_ms() + (int64_t)pt->o.commit_interval_ms;
+        pt->deadline_ms = txn_deadline(pt, now_ms());
         pt->offsets = rd_kafka_topic_partition_list_new(8);
     }
     const char *topic = rd_kafka_topic_name(m->rkt);
@@ -207,6 +217,7 @@ static bool txn_due(const passthrough_t *pt) {
 }
 
 static rd_kafka_error_t *txn_commit(passthrough_t *pt) {
+    pt->commit_started_ms = now_ms();
     rd_kafka_consumer_group_metadata_t *cgmd =
         rd_kafka_consumer_group_metadata(pt->consumer);
     rd_kafka_error_t *error = rd_kafka_send_offsets_to_transaction(

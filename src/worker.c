@@ -135,7 +135,6 @@ pn_err_t pn_worker_produce(pn_worker_t *w, const char *topic,
     }
 }
 
-
 /* --- the open transaction ------------------------------------------------------- */
 
 static void reset_delivery(pn_worker_t *w) {
@@ -164,8 +163,21 @@ static void txn_close(pn_worker_t *w) {
     w->txn_offsets = NULL;
 }
 
+/* When the open transaction must commit. The interval counts from the
+ * start of the previous commit when that is less than an interval ago, as
+ * Kafka Streams counts it: the records polled first after a commit arrived
+ * while the loop was committing, so they have waited since then, and a
+ * deadline counted from their poll would keep them waiting for up to an
+ * interval plus two commits. After an idle spell it counts from now. */
+static int64_t txn_deadline(const pn_worker_t *w, int64_t now) {
+    int64_t since = now - w->commit_started_ms;
+    if (w->commit_started_ms > 0 && since < w->opts.commit_interval_ms)
+        return w->commit_started_ms + w->opts.commit_interval_ms;
+    return now + w->opts.commit_interval_ms;
+}
+
 /* Opens a transaction (a batch, with at_least_once) for the record that
- * has just been polled; the commit interval counts from now. */
+ * has just been polled. */
 static pn_err_t txn_begin(pn_worker_t *w, char *errstr, size_t errstr_size) {
     if (!w->producer) /* a rebuild in a rebalance callback failed */
         return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA, "no producer");
@@ -175,7 +187,7 @@ static pn_err_t txn_begin(pn_worker_t *w, char *errstr, size_t errstr_size) {
     w->txn_offsets = rd_kafka_topic_partition_list_new(8);
     w->txn_records = 0;
     w->txn_open = true;
-    w->txn_deadline_ms = now_ms() + w->opts.commit_interval_ms;
+    w->txn_deadline_ms = txn_deadline(w, now_ms());
     if (!w->opts.exactly_once)
         return PN_ERR_OK;
     return txn_step(rd_kafka_begin_transaction(w->producer),
@@ -207,8 +219,8 @@ static pn_err_t txn_add(pn_worker_t *w, const rd_kafka_message_t *m,
     return pn_worker_handle_message(w, m, errstr, errstr_size);
 }
 
-/* Time to commit: the interval since the transaction began has passed,
- * the batch is full, or the worker is stopping. */
+/* Time to commit: the deadline has passed, the batch is full, or the
+ * worker is stopping. */
 static bool txn_due(const pn_worker_t *w) {
     return w->txn_open &&
            (w->stop ||
@@ -365,6 +377,7 @@ static pn_err_t txn_failed(pn_worker_t *w, pn_err_t err, const char *why,
 /* Commits the open transaction to Kafka, then to the local store. */
 static pn_err_t txn_commit(pn_worker_t *w, char *errstr, size_t errstr_size) {
     char why[512] = "";
+    w->commit_started_ms = now_ms();
     pn_err_t err = w->opts.exactly_once
                        ? txn_commit_kafka(w, why, sizeof why)
                        : batch_commit_unsafe(w, why, sizeof why);
@@ -373,8 +386,15 @@ static pn_err_t txn_commit(pn_worker_t *w, char *errstr, size_t errstr_size) {
     w->stats.commits++;
     w->consecutive_aborts = 0;
     pn_worker_metrics_batch_committed(w);
+    size_t records = w->txn_records;
     txn_close(w);
+    int64_t kafka_done_ms = now_ms();
     err = commit_local(w, errstr, errstr_size);
+    /* Where a cycle's time goes, for tuning (log.level=debug). */
+    pn_log_kv(PN_LOG_DEBUG, "transaction committed",
+              PN_LOG_UINT("records", records),
+              PN_LOG_INT("kafka_commit_ms", kafka_done_ms - w->commit_started_ms),
+              PN_LOG_INT("store_commit_ms", now_ms() - kafka_done_ms));
     if (err)
         /* Kafka has the batch; the store will catch up by restoring. */
         pn_log_kv(PN_LOG_ERROR, "local store write failed after commit",
@@ -685,11 +705,15 @@ pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
                          w->opts.exactly_once ? "exactly_once" : "at_least_once"),
               PN_LOG_INT("partitions", w->n_partitions));
     pn_err_t err = PN_ERR_OK;
+    int64_t last_tick_ms = 0;
     while (!w->stop && !err && w->producer) {
-        /* Between transactions: with records flowing, that is once per
-         * commit interval, which is often enough for beats and gauges. */
-        if (!w->txn_open)
+        /* Not once per record: between transactions, and at most every
+         * 100 ms inside a long one, so that liveness keeps beating. */
+        int64_t now = now_ms();
+        if (!w->txn_open || now - last_tick_ms >= 100) {
             pn_worker_metrics_tick(w);
+            last_tick_ms = now;
+        }
         if (w->to_restore->cnt) {
             err = pn_worker_restore(w, errstr, errstr_size);
             continue;
