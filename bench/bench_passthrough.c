@@ -180,10 +180,19 @@ static void txn_close(passthrough_t *pt) {
 }
 
 /* The worker's txn_deadline: an interval from the start of the previous
- * commit if that is less than an interval ago, else from now. */
-static int64_t txn_deadline(const passthrough_t *pt, int64_t now) {
+ * commit if that is less than an interval ago and the record is younger
+ * than an interval (not behind), else an interval from now. */
+static int64_t txn_deadline(const passthrough_t *pt,
+                            const rd_kafka_message_t *m, int64_t now) {
     int64_t interval = (int64_t)pt->o.commit_interval_ms;
-    if (pt->commit_started_ms > 0 && now - pt->commit_started_ms < interval)
+    int64_t ts = rd_kafka_message_timestamp(m, NULL), age = -1;
+    if (ts >= 0) {
+        struct timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        age = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 - ts;
+    }
+    if (pt->commit_started_ms > 0 && now - pt->commit_started_ms < interval &&
+        age < interval)
         return pt->commit_started_ms + interval;
     return now + interval;
 }
@@ -197,7 +206,7 @@ static rd_kafka_error_t *txn_add(passthrough_t *pt,
         if (error)
             return error;
         pt->txn_open = true;
-        pt->deadline_ms = txn_deadline(pt, now_ms());
+        pt->deadline_ms = txn_deadline(pt, m, now_ms());
         pt->offsets = rd_kafka_topic_partition_list_new(8);
     }
     const char *topic = rd_kafka_topic_name(m->rkt);

@@ -163,22 +163,44 @@ static void txn_close(pn_worker_t *w) {
     w->txn_offsets = NULL;
 }
 
-/* When the open transaction must commit. The interval counts from the
- * start of the previous commit when that is less than an interval ago, as
- * Kafka Streams counts it: the records polled first after a commit arrived
- * while the loop was committing, so they have waited since then, and a
- * deadline counted from their poll would keep them waiting for up to an
- * interval plus two commits. After an idle spell it counts from now. */
-static int64_t txn_deadline(const pn_worker_t *w, int64_t now) {
-    int64_t since = now - w->commit_started_ms;
-    if (w->commit_started_ms > 0 && since < w->opts.commit_interval_ms)
-        return w->commit_started_ms + w->opts.commit_interval_ms;
-    return now + w->opts.commit_interval_ms;
+/* How long ago the record was written (its Kafka timestamp, wall clock);
+ * -1 when it has none. */
+static int64_t record_age_ms(const rd_kafka_message_t *m) {
+    int64_t ts = rd_kafka_message_timestamp(m, NULL);
+    if (ts < 0)
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - ts;
+}
+
+/* When the transaction that the record opens must commit.
+ *
+ * Under a light or moderate load the interval counts from the start of the
+ * previous commit when that is less than an interval ago, as Kafka Streams
+ * counts it: the records polled first after a commit arrived while the loop
+ * was committing, so they have waited since then, and counting from their
+ * poll would keep them waiting for an interval plus two commits.
+ *
+ * When the loop is behind (the record is already older than an interval)
+ * a latency bound is lost anyway, and a full interval of work per commit
+ * amortises the commit better; so is the case after an idle spell. A
+ * producer clock that is off only moves a transaction between these two
+ * choices, both of which are safe. */
+static int64_t txn_deadline(const pn_worker_t *w, const rd_kafka_message_t *m,
+                            int64_t now) {
+    int64_t interval = w->opts.commit_interval_ms;
+    bool recent_commit = w->commit_started_ms > 0 &&
+                         now - w->commit_started_ms < interval;
+    if (recent_commit && record_age_ms(m) < interval)
+        return w->commit_started_ms + interval;
+    return now + interval;
 }
 
 /* Opens a transaction (a batch, with at_least_once) for the record that
  * has just been polled. */
-static pn_err_t txn_begin(pn_worker_t *w, char *errstr, size_t errstr_size) {
+static pn_err_t txn_begin(pn_worker_t *w, const rd_kafka_message_t *m,
+                          char *errstr, size_t errstr_size) {
     if (!w->producer) /* a rebuild in a rebalance callback failed */
         return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA, "no producer");
     reset_delivery(w);
@@ -187,7 +209,7 @@ static pn_err_t txn_begin(pn_worker_t *w, char *errstr, size_t errstr_size) {
     w->txn_offsets = rd_kafka_topic_partition_list_new(8);
     w->txn_records = 0;
     w->txn_open = true;
-    w->txn_deadline_ms = txn_deadline(w, now_ms());
+    w->txn_deadline_ms = txn_deadline(w, m, now_ms());
     if (!w->opts.exactly_once)
         return PN_ERR_OK;
     return txn_step(rd_kafka_begin_transaction(w->producer),
@@ -211,7 +233,7 @@ static void txn_track(pn_worker_t *w, const rd_kafka_message_t *m) {
 static pn_err_t txn_add(pn_worker_t *w, const rd_kafka_message_t *m,
                         char *errstr, size_t errstr_size) {
     if (!w->txn_open) {
-        pn_err_t err = txn_begin(w, errstr, errstr_size);
+        pn_err_t err = txn_begin(w, m, errstr, errstr_size);
         if (err)
             return err;
     }
