@@ -5,9 +5,10 @@
  * The worker's Kafka loop with nothing of Panther inside it: the same
  * consumer and producer settings as src/worker.c (read_committed, static
  * membership, idempotent transactional producer, linger = min(commit
- * interval, 5 ms)), the same batch rule (up to --batch records or
- * --commit-interval-ms after the first one), and per batch begin, produce,
- * send_offsets_to_transaction, commit. Each input record is copied to the
+ * interval, 5 ms)) and the same pipelined loop: poll continuously, begin a
+ * transaction with the first record, produce each record as it is polled,
+ * and commit (send_offsets_to_transaction, commit) when --batch records
+ * are in it or --commit-interval-ms has passed since it began. Each input record is copied to the
  * same partition of the output topic with its key and value and, as the
  * worker does, headers naming the source partition and offset: one output
  * per input, no decoding, no state, no store.
@@ -39,8 +40,12 @@ typedef struct passthrough {
     pt_options_t o;
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
-    rd_kafka_message_t **msgs;
-    size_t n_msgs;
+    /* The open transaction: records are produced as they are polled. */
+    bool txn_open;
+    int64_t deadline_ms;
+    int64_t commit_started_ms; /* of the last commit, 0 before the first */
+    uint64_t txn_records;
+    rd_kafka_topic_partition_list_t *offsets; /* last offset + 1 */
     uint64_t records;
     uint64_t commits;
     uint64_t aborts;
@@ -130,43 +135,6 @@ static int clients_new(passthrough_t *pt) {
     return 0;
 }
 
-static void drop_batch(passthrough_t *pt) {
-    for (size_t i = 0; i < pt->n_msgs; i++)
-        rd_kafka_message_destroy(pt->msgs[i]);
-    pt->n_msgs = 0;
-}
-
-/* The worker's collect_batch: until full, or the commit interval after the
- * first record, or idle. */
-static void collect_batch(passthrough_t *pt) {
-    int64_t deadline = -1;
-    while (pt->n_msgs < pt->o.batch && !stop_requested) {
-        int timeout = 100;
-        if (deadline >= 0) {
-            int64_t left = deadline - now_ms();
-            if (left <= 0)
-                break;
-            timeout = (int)left;
-        }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(pt->consumer, timeout);
-        if (!m) {
-            if (deadline < 0)
-                return;
-            continue;
-        }
-        if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                fprintf(stderr, "passthrough: consumer: %s\n",
-                        rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        if (deadline < 0)
-            deadline = now_ms() + (int64_t)pt->o.commit_interval_ms;
-        pt->msgs[pt->n_msgs++] = m;
-    }
-}
-
 /* panther.source.partition / .offset, as the worker writes them (and the
  * latency reader matches outputs to commands by them). */
 static rd_kafka_headers_t *source_headers(const rd_kafka_message_t *m) {
@@ -179,66 +147,102 @@ static rd_kafka_headers_t *source_headers(const rd_kafka_message_t *m) {
     return h;
 }
 
-static rd_kafka_error_t *produce_all(passthrough_t *pt) {
-    for (size_t i = 0; i < pt->n_msgs; i++) {
-        const rd_kafka_message_t *m = pt->msgs[i];
-        rd_kafka_headers_t *h = source_headers(m);
-        for (;;) {
-            rd_kafka_resp_err_t rerr = rd_kafka_producev(
-                pt->producer, RD_KAFKA_V_TOPIC(pt->o.output),
-                RD_KAFKA_V_PARTITION(m->partition),
-                RD_KAFKA_V_KEY(m->key, m->key_len),
-                RD_KAFKA_V_VALUE(m->payload, m->len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-            if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                rd_kafka_poll(pt->producer, 50);
-                continue;
-            }
-            if (rerr) {
-                rd_kafka_headers_destroy(h);
-                return rd_kafka_error_new(rerr, "produce: %s",
-                                          rd_kafka_err2str(rerr));
-            }
-            break;
+static rd_kafka_error_t *produce_one(passthrough_t *pt,
+                                     const rd_kafka_message_t *m) {
+    rd_kafka_headers_t *h = source_headers(m);
+    for (;;) {
+        rd_kafka_resp_err_t rerr = rd_kafka_producev(
+            pt->producer, RD_KAFKA_V_TOPIC(pt->o.output),
+            RD_KAFKA_V_PARTITION(m->partition),
+            RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+            RD_KAFKA_V_END);
+        if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(pt->producer, 50);
+            continue;
         }
+        if (rerr) {
+            rd_kafka_headers_destroy(h);
+            return rd_kafka_error_new(rerr, "produce: %s",
+                                      rd_kafka_err2str(rerr));
+        }
+        return NULL;
     }
-    return NULL;
 }
 
-static rd_kafka_error_t *send_offsets(passthrough_t *pt) {
-    rd_kafka_topic_partition_list_t *offsets =
-        rd_kafka_topic_partition_list_new(8);
-    for (size_t i = 0; i < pt->n_msgs; i++) {
-        const rd_kafka_message_t *m = pt->msgs[i];
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(offsets, topic, m->partition);
-        if (!tp)
-            tp = rd_kafka_topic_partition_list_add(offsets, topic, m->partition);
-        tp->offset = m->offset + 1;
+static void txn_close(passthrough_t *pt) {
+    pt->txn_open = false;
+    pt->txn_records = 0;
+    if (pt->offsets)
+        rd_kafka_topic_partition_list_destroy(pt->offsets);
+    pt->offsets = NULL;
+}
+
+/* The worker's txn_deadline: an interval from the start of the previous
+ * commit if that is less than an interval ago and the record is younger
+ * than an interval (not behind), else an interval from now. */
+static int64_t txn_deadline(const passthrough_t *pt,
+                            const rd_kafka_message_t *m, int64_t now) {
+    int64_t interval = (int64_t)pt->o.commit_interval_ms;
+    int64_t ts = rd_kafka_message_timestamp(m, NULL), age = -1;
+    if (ts >= 0) {
+        struct timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        age = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 - ts;
     }
+    if (pt->commit_started_ms > 0 && now - pt->commit_started_ms < interval &&
+        age < interval)
+        return pt->commit_started_ms + interval;
+    return now + interval;
+}
+
+/* The worker's txn_add: a transaction begins with the first record, and
+ * each record is produced as it is polled. */
+static rd_kafka_error_t *txn_add(passthrough_t *pt,
+                                 const rd_kafka_message_t *m) {
+    if (!pt->txn_open) {
+        rd_kafka_error_t *error = rd_kafka_begin_transaction(pt->producer);
+        if (error)
+            return error;
+        pt->txn_open = true;
+        pt->deadline_ms = txn_deadline(pt, m, now_ms());
+        pt->offsets = rd_kafka_topic_partition_list_new(8);
+    }
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_find(pt->offsets, topic, m->partition);
+    if (!tp)
+        tp = rd_kafka_topic_partition_list_add(pt->offsets, topic, m->partition);
+    tp->offset = m->offset + 1;
+    pt->txn_records++;
+    return produce_one(pt, m);
+}
+
+static bool txn_due(const passthrough_t *pt) {
+    return pt->txn_open &&
+           (stop_requested || pt->txn_records >= pt->o.batch ||
+            now_ms() >= pt->deadline_ms);
+}
+
+static rd_kafka_error_t *txn_commit(passthrough_t *pt) {
+    pt->commit_started_ms = now_ms();
     rd_kafka_consumer_group_metadata_t *cgmd =
         rd_kafka_consumer_group_metadata(pt->consumer);
-    rd_kafka_error_t *error =
-        rd_kafka_send_offsets_to_transaction(pt->producer, offsets, cgmd, -1);
+    rd_kafka_error_t *error = rd_kafka_send_offsets_to_transaction(
+        pt->producer, pt->offsets, cgmd, -1);
     rd_kafka_consumer_group_metadata_destroy(cgmd);
-    rd_kafka_topic_partition_list_destroy(offsets);
-    return error;
-}
-
-static rd_kafka_error_t *run_transaction(passthrough_t *pt) {
-    rd_kafka_error_t *error = rd_kafka_begin_transaction(pt->producer);
-    if (!error)
-        error = produce_all(pt);
-    if (!error)
-        error = send_offsets(pt);
     while (!error) {
         error = rd_kafka_commit_transaction(pt->producer, -1);
         if (!error || !rd_kafka_error_is_retriable(error))
             break;
         rd_kafka_error_destroy(error);
         error = NULL;
+    }
+    if (!error) {
+        pt->records += pt->txn_records;
+        pt->commits++;
+        txn_close(pt);
     }
     return error;
 }
@@ -250,7 +254,7 @@ static int recover(passthrough_t *pt, rd_kafka_error_t *error) {
             rd_kafka_error_string(error));
     bool abortable = rd_kafka_error_txn_requires_abort(error);
     rd_kafka_error_destroy(error);
-    drop_batch(pt);
+    txn_close(pt);
     if (!abortable)
         return 1;
     pt->aborts++;
@@ -274,22 +278,46 @@ static int recover(passthrough_t *pt, rd_kafka_error_t *error) {
     return 0;
 }
 
+/* The worker's poll_timeout: never past the open transaction's deadline. */
+static int poll_timeout(const passthrough_t *pt) {
+    if (!pt->txn_open)
+        return 100;
+    int64_t left = pt->deadline_ms - now_ms();
+    return left <= 0 ? 0 : left > 100 ? 100 : (int)left;
+}
+
+/* The worker's poll_once. */
+static rd_kafka_error_t *poll_once(passthrough_t *pt) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(pt->consumer,
+                                                   poll_timeout(pt));
+    if (!m)
+        return NULL;
+    rd_kafka_error_t *error = NULL;
+    if (!m->err)
+        error = txn_add(pt, m);
+    else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        fprintf(stderr, "passthrough: consumer: %s\n",
+                rd_kafka_message_errstr(m));
+    rd_kafka_message_destroy(m);
+    return error;
+}
+
+/* The worker's loop (pipelined): poll continuously, commit on cadence. */
 static int run(passthrough_t *pt) {
     int rc = 0;
     while (!stop_requested && !rc) {
-        collect_batch(pt);
-        if (!pt->n_msgs)
-            continue;
-        rd_kafka_error_t *error = run_transaction(pt);
-        if (error) {
+        rd_kafka_error_t *error = poll_once(pt);
+        if (!error && txn_due(pt))
+            error = txn_commit(pt);
+        if (error)
             rc = recover(pt, error);
-            continue;
-        }
-        pt->records += pt->n_msgs;
-        pt->commits++;
-        drop_batch(pt);
     }
-    drop_batch(pt);
+    if (!rc && pt->txn_open) {
+        rd_kafka_error_t *error = txn_commit(pt);
+        if (error)
+            rc = recover(pt, error);
+    }
+    txn_close(pt);
     rd_kafka_consumer_close(pt->consumer);
     rd_kafka_flush(pt->producer, 10000);
     fprintf(stderr, "passthrough: stopped: %llu records, %llu commits, "
@@ -351,14 +379,12 @@ int pn_bench_passthrough_main(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    pt.msgs = calloc(pt.o.batch, sizeof *pt.msgs);
-    int rc = !pt.msgs || clients_new(&pt);
+    int rc = clients_new(&pt);
     if (!rc)
         rc = run(&pt);
     if (pt.consumer)
         rd_kafka_destroy(pt.consumer);
     if (pt.producer)
         rd_kafka_destroy(pt.producer);
-    free(pt.msgs);
     return rc;
 }

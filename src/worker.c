@@ -1,6 +1,11 @@
 /*
- * The worker loop: consume a batch, run it through the engine, publish its
- * results and offsets in one transaction, then write the local store.
+ * The worker loop, pipelined as Kafka Streams does it: records are executed
+ * and their results produced as they are polled, into a transaction begun
+ * with the first of them; the transaction (results plus consumed offsets)
+ * is committed when the commit interval since it began has passed or the
+ * batch is full, and then the local store is written. Polling never stops
+ * for longer than one record's work, so a command waits at most about one
+ * commit interval plus one commit.
  *
  * Ordering is the whole guarantee (DESIGN.md section 6):
  *   1. Kafka commit first: events, outcomes, forwards, dead letters and the
@@ -130,13 +135,296 @@ pn_err_t pn_worker_produce(pn_worker_t *w, const char *topic,
     }
 }
 
-/* --- consumer and rebalances ------------------------------------------------- */
+/* --- the open transaction ------------------------------------------------------- */
 
-static void drop_batch(pn_worker_t *w) {
-    for (size_t i = 0; i < w->n_msgs; i++)
-        rd_kafka_message_destroy(w->msgs[i]);
-    w->n_msgs = 0;
+static void reset_delivery(pn_worker_t *w) {
+    w->delivery_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int32_t p = 0; p < w->n_partitions; p++)
+        w->event_offsets[p] = -1;
 }
+
+static pn_err_t txn_step(rd_kafka_error_t *error, const char *what,
+                         char *errstr, size_t errstr_size) {
+    if (!error)
+        return PN_ERR_OK;
+    pn_err_t err = pn_kafka_txn_err(error);
+    pn_err_set(errstr, errstr_size, err, "%s: %s", what,
+               rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return err;
+}
+
+/* Forgets the open transaction's bookkeeping (after commit or abort). */
+static void txn_close(pn_worker_t *w) {
+    w->txn_open = false;
+    w->txn_records = 0;
+    if (w->txn_offsets)
+        rd_kafka_topic_partition_list_destroy(w->txn_offsets);
+    w->txn_offsets = NULL;
+}
+
+/* How long ago the record was written (its Kafka timestamp, wall clock);
+ * -1 when it has none. */
+static int64_t record_age_ms(const rd_kafka_message_t *m) {
+    int64_t ts = rd_kafka_message_timestamp(m, NULL);
+    if (ts < 0)
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - ts;
+}
+
+/* When the transaction that the record opens must commit.
+ *
+ * Under a light or moderate load the interval counts from the start of the
+ * previous commit when that is less than an interval ago, as Kafka Streams
+ * counts it: the records polled first after a commit arrived while the loop
+ * was committing, so they have waited since then, and counting from their
+ * poll would keep them waiting for an interval plus two commits.
+ *
+ * When the loop is behind (the record is already older than an interval)
+ * a latency bound is lost anyway, and a full interval of work per commit
+ * amortises the commit better; so is the case after an idle spell. A
+ * producer clock that is off only moves a transaction between these two
+ * choices, both of which are safe. */
+static int64_t txn_deadline(const pn_worker_t *w, const rd_kafka_message_t *m,
+                            int64_t now) {
+    int64_t interval = w->opts.commit_interval_ms;
+    bool recent_commit = w->commit_started_ms > 0 &&
+                         now - w->commit_started_ms < interval;
+    if (recent_commit && record_age_ms(m) < interval)
+        return w->commit_started_ms + interval;
+    return now + interval;
+}
+
+/* Opens a transaction (a batch, with at_least_once) for the record that
+ * has just been polled. */
+static pn_err_t txn_begin(pn_worker_t *w, const rd_kafka_message_t *m,
+                          char *errstr, size_t errstr_size) {
+    if (!w->producer) /* a rebuild in a rebalance callback failed */
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA, "no producer");
+    reset_delivery(w);
+    pn_worker_metrics_batch_begin(w);
+    w->stats.batches++;
+    w->txn_offsets = rd_kafka_topic_partition_list_new(8);
+    w->txn_records = 0;
+    w->txn_open = true;
+    w->txn_deadline_ms = txn_deadline(w, m, now_ms());
+    if (!w->opts.exactly_once)
+        return PN_ERR_OK;
+    return txn_step(rd_kafka_begin_transaction(w->producer),
+                    "begin_transaction", errstr, errstr_size);
+}
+
+/* The position to commit for the record's partition: its offset + 1. */
+static void txn_track(pn_worker_t *w, const rd_kafka_message_t *m) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_find(w->txn_offsets, topic, m->partition);
+    if (!tp)
+        tp = rd_kafka_topic_partition_list_add(w->txn_offsets, topic,
+                                               m->partition);
+    tp->offset = m->offset + 1;
+    w->txn_records++;
+    pn_worker_metrics_record(w, m);
+}
+
+/* Runs one polled record inside the open transaction, opening one first. */
+static pn_err_t txn_add(pn_worker_t *w, const rd_kafka_message_t *m,
+                        char *errstr, size_t errstr_size) {
+    if (!w->txn_open) {
+        pn_err_t err = txn_begin(w, m, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    txn_track(w, m);
+    return pn_worker_handle_message(w, m, errstr, errstr_size);
+}
+
+/* Time to commit: the deadline has passed, the batch is full, or the
+ * worker is stopping. */
+static bool txn_due(const pn_worker_t *w) {
+    return w->txn_open &&
+           (w->stop ||
+            w->txn_records >= (size_t)w->opts.batch_max_commands ||
+            now_ms() >= w->txn_deadline_ms);
+}
+
+/* Everything produced plus the consumed offsets, in one commit. */
+static pn_err_t txn_commit_kafka(pn_worker_t *w, char *errstr,
+                                 size_t errstr_size) {
+    /* The group metadata (member id, generation) changes with every
+     * rebalance and the broker checks it: take it fresh each time. */
+    rd_kafka_consumer_group_metadata_t *cgmd =
+        rd_kafka_consumer_group_metadata(w->consumer);
+    pn_err_t err = txn_step(
+        rd_kafka_send_offsets_to_transaction(w->producer, w->txn_offsets,
+                                             cgmd, -1),
+        "send_offsets_to_transaction", errstr, errstr_size);
+    rd_kafka_consumer_group_metadata_destroy(cgmd);
+    if (err)
+        return err;
+    for (;;) {
+        rd_kafka_error_t *error = rd_kafka_commit_transaction(w->producer, -1);
+        if (error && rd_kafka_error_is_retriable(error)) {
+            rd_kafka_error_destroy(error);
+            continue;
+        }
+        return txn_step(error, "commit_transaction", errstr, errstr_size);
+    }
+}
+
+/* at_least_once: wait for every acknowledgement, then commit the offsets;
+ * a crash in between replays the batch. */
+static pn_err_t batch_commit_unsafe(pn_worker_t *w, char *errstr,
+                                    size_t errstr_size) {
+    rd_kafka_resp_err_t rerr = rd_kafka_flush(w->producer, 60000);
+    if (!rerr)
+        rerr = w->delivery_err;
+    if (rerr)
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA_ABORTABLE,
+                          "delivery failed: %s", rd_kafka_err2str(rerr));
+    rerr = rd_kafka_commit(w->consumer, w->txn_offsets, 0);
+    if (rerr)
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA_ABORTABLE,
+                          "offset commit failed: %s", rd_kafka_err2str(rerr));
+    return PN_ERR_OK;
+}
+
+/* Writes the batch to the local store, with the events-topic positions the
+ * delivery reports gave as checkpoints. */
+static pn_err_t commit_local(pn_worker_t *w, char *errstr, size_t errstr_size) {
+    pn_engine_checkpoint_t *cps =
+        malloc((size_t)w->n_partitions * sizeof *cps);
+    if (!cps)
+        return PN_ERR_NOMEM;
+    size_t n = 0;
+    for (int32_t p = 0; p < w->n_partitions; p++)
+        if (w->event_offsets[p] >= 0)
+            cps[n++] = (pn_engine_checkpoint_t){p, w->event_offsets[p] + 1};
+    pn_err_t err = pn_engine_commit(w->engine, cps, n, errstr, errstr_size);
+    free(cps);
+    return err;
+}
+
+/* Rebuilds a producer that cannot be reused (fenced, fatal error, or an
+ * abort that failed). */
+static pn_err_t producer_rebuild(pn_worker_t *w, char *errstr,
+                                 size_t errstr_size) {
+    if (w->producer)
+        rd_kafka_destroy(w->producer);
+    w->producer = NULL;
+    w->stats.producer_rebuilds++;
+    return producer_new(w, errstr, errstr_size);
+}
+
+/* Undoes the open transaction: nothing of it becomes visible, and the
+ * engine forgets the state changes of its commands. The consumer's
+ * position is the caller's business. */
+static pn_err_t txn_abort(pn_worker_t *w, pn_err_t cause, char *errstr,
+                          size_t errstr_size) {
+    pn_engine_discard(w->engine);
+    w->stats.aborts++;
+    txn_close(w);
+    if (!w->producer || cause == PN_ERR_KAFKA_FENCED || !w->opts.exactly_once)
+        /* at_least_once: drop whatever is still queued, so that no result
+         * of the batch is published after the rewind. */
+        return producer_rebuild(w, errstr, errstr_size);
+    rd_kafka_error_t *error = rd_kafka_abort_transaction(w->producer, -1);
+    if (!error)
+        return PN_ERR_OK;
+    pn_log_kv(PN_LOG_WARN, "abort_transaction failed, rebuilding the producer",
+              PN_LOG_STR("error", rd_kafka_error_string(error)));
+    rd_kafka_error_destroy(error);
+    return producer_rebuild(w, errstr, errstr_size);
+}
+
+/* Moves the consumer back to the committed offsets of its assignment. */
+static void rewind_consumer(pn_worker_t *w) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
+        return;
+    rd_kafka_resp_err_t rerr = rd_kafka_committed(w->consumer, parts, 30000);
+    if (rerr)
+        pn_log_kv(PN_LOG_ERROR, "cannot read committed offsets",
+                  PN_LOG_STR("error", rd_kafka_err2str(rerr)));
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].offset < 0)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(w->consumer, parts, 30000);
+    if (error) {
+        pn_log_kv(PN_LOG_ERROR, "cannot rewind the consumer",
+                  PN_LOG_STR("error", rd_kafka_error_string(error)));
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Undoes a failed transaction so that its records run again from the
+ * committed offsets, backing off while failures repeat. */
+static pn_err_t recover(pn_worker_t *w, pn_err_t cause, const char *why,
+                        char *errstr, size_t errstr_size) {
+    /* Back off while failures repeat (a broker away, say), up to 5 s. */
+    if (w->consecutive_aborts < 6)
+        w->consecutive_aborts++;
+    if (w->consecutive_aborts > 1) {
+        useconds_t delay = 100000u << (w->consecutive_aborts - 1);
+        usleep(delay < 5000000u ? delay : 5000000u);
+    }
+    pn_log_kv(PN_LOG_WARN, "batch aborted, rewinding",
+              PN_LOG_STR("error", pn_err_name(cause)), PN_LOG_STR("detail", why),
+              PN_LOG_UINT("commands", w->txn_records));
+    pn_err_t err = txn_abort(w, cause, errstr, errstr_size);
+    rewind_consumer(w);
+    return err;
+}
+
+/* A failed record or commit: Kafka trouble is undone and retried; a
+ * failure of the engine or the store also aborts, then stops the worker
+ * (a restart restores from the events topic). */
+static pn_err_t txn_failed(pn_worker_t *w, pn_err_t err, const char *why,
+                           char *errstr, size_t errstr_size) {
+    if (err == PN_ERR_KAFKA || err == PN_ERR_KAFKA_ABORTABLE ||
+        err == PN_ERR_KAFKA_FENCED)
+        return recover(w, err, why, errstr, errstr_size);
+    pn_log_kv(PN_LOG_ERROR, "batch failed outside Kafka",
+              PN_LOG_STR("error", pn_err_name(err)), PN_LOG_STR("detail", why));
+    char ignored[256];
+    pn_err_t rerr = recover(w, PN_ERR_KAFKA_ABORTABLE, why, ignored,
+                            sizeof ignored);
+    (void)rerr;
+    return pn_err_set(errstr, errstr_size, err, "%s", why);
+}
+
+/* Commits the open transaction to Kafka, then to the local store. */
+static pn_err_t txn_commit(pn_worker_t *w, char *errstr, size_t errstr_size) {
+    char why[512] = "";
+    w->commit_started_ms = now_ms();
+    pn_err_t err = w->opts.exactly_once
+                       ? txn_commit_kafka(w, why, sizeof why)
+                       : batch_commit_unsafe(w, why, sizeof why);
+    if (err)
+        return txn_failed(w, err, why, errstr, errstr_size);
+    w->stats.commits++;
+    w->consecutive_aborts = 0;
+    pn_worker_metrics_batch_committed(w);
+    size_t records = w->txn_records;
+    txn_close(w);
+    int64_t kafka_done_ms = now_ms();
+    err = commit_local(w, errstr, errstr_size);
+    /* Where a cycle's time goes, for tuning (log.level=debug). */
+    pn_log_kv(PN_LOG_DEBUG, "transaction committed",
+              PN_LOG_UINT("records", records),
+              PN_LOG_INT("kafka_commit_ms", kafka_done_ms - w->commit_started_ms),
+              PN_LOG_INT("store_commit_ms", now_ms() - kafka_done_ms));
+    if (err)
+        /* Kafka has the batch; the store will catch up by restoring. */
+        pn_log_kv(PN_LOG_ERROR, "local store write failed after commit",
+                  PN_LOG_STR("error", errstr));
+    return err;
+}
+
+/* --- consumer and rebalances ------------------------------------------------- */
 
 typedef struct revoked_set {
     const pn_worker_t *w;
@@ -149,11 +437,27 @@ static bool owned_by_revoked(void *opaque, pn_str_t key) {
     return rs->revoked[p];
 }
 
+/* A revocation with a transaction open aborts it rather than committing
+ * it here. Committing in the callback would be possible while the group
+ * generation is still ours (Kafka Streams does it), but not when the
+ * assignment was lost (session timeout, fenced member: the broker refuses
+ * the offsets), and an abort is always safe: the records go back to the
+ * committed offsets and their new owner, or this worker after its restore,
+ * runs them again. Rebalances are rare, and the cost is at most one commit
+ * interval of work done twice. */
+static void abort_on_revoke(pn_worker_t *w) {
+    char errstr[512];
+    pn_log_kv(PN_LOG_INFO, "aborting the open transaction on revocation",
+              PN_LOG_UINT("commands", w->txn_records));
+    if (txn_abort(w, PN_ERR_KAFKA_ABORTABLE, errstr, sizeof errstr))
+        /* No producer: the loop cannot go on; stop it cleanly. */
+        pn_log_kv(PN_LOG_ERROR, "cannot rebuild the producer, stopping",
+                  PN_LOG_STR("error", errstr));
+}
+
 static void on_revoke(pn_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
-    /* A batch polled from partitions we no longer own must not run: the
-     * new owner starts from the committed offsets. No transaction is open
-     * here, since batches run to completion between polls. */
-    drop_batch(w);
+    if (w->txn_open)
+        abort_on_revoke(w);
     uint8_t *revoked = calloc((size_t)w->n_partitions, 1);
     for (int i = 0; revoked && i < parts->cnt; i++)
         if (parts->elems[i].partition < w->n_partitions)
@@ -311,9 +615,7 @@ pn_err_t pn_worker_new(const pn_worker_options_t *opts, pn_worker_t **workerp,
         err = pn_worker_metrics_new(w, errstr, errstr_size);
     if (!err) {
         w->event_offsets = malloc((size_t)w->n_partitions * sizeof *w->event_offsets);
-        w->cap_msgs = (size_t)opts->batch_max_commands;
-        w->msgs = calloc(w->cap_msgs, sizeof *w->msgs);
-        if (!w->event_offsets || !w->msgs)
+        if (!w->event_offsets)
             err = pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
     }
     if (!err)
@@ -329,7 +631,7 @@ pn_err_t pn_worker_new(const pn_worker_options_t *opts, pn_worker_t **workerp,
 void pn_worker_free(pn_worker_t *w) {
     if (!w)
         return;
-    drop_batch(w);
+    txn_close(w);
     if (w->consumer)
         rd_kafka_destroy(w->consumer);
     if (w->restore_consumer)
@@ -345,7 +647,6 @@ void pn_worker_free(pn_worker_t *w) {
     pn_buf_free(&w->scratch);
     pn_worker_metrics_free(w->metrics);
     free(w->event_offsets);
-    free(w->msgs);
     free(w);
 }
 
@@ -355,7 +656,8 @@ void pn_worker_get_stats(const pn_worker_t *w, pn_worker_stats_t *stats) {
     *stats = w->stats;
 }
 
-/* --- a batch ---------------------------------------------------------------------- */
+
+/* --- the loop ------------------------------------------------------------------- */
 
 /* Moves one partition back to a record's offset. */
 static void seek_back(pn_worker_t *w, const rd_kafka_message_t *m) {
@@ -371,252 +673,42 @@ static void seek_back(pn_worker_t *w, const rd_kafka_message_t *m) {
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
-/* Polls until the batch is full, the commit interval since its first
- * record has passed, or the worker is asked to stop. */
-static void collect_batch(pn_worker_t *w) {
-    int64_t deadline = -1;
-    while (w->n_msgs < w->cap_msgs && !w->stop) {
-        int timeout = 100;
-        if (deadline >= 0) {
-            int64_t left = deadline - now_ms();
-            if (left <= 0)
-                break;
-            timeout = (int)left;
-        }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
-        if (w->to_restore->cnt) {
-            /* Assigned new partitions: restore them first. A record that
-             * slipped through goes back, so it is not skipped later. */
-            if (m && !m->err)
-                seek_back(w, m);
-            if (m)
-                rd_kafka_message_destroy(m);
-            break;
-        }
-        if (!m) {
-            if (deadline < 0)
-                return; /* idle: let the loop look at its flags */
-            continue;
-        }
-        if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                pn_log_kv(PN_LOG_WARN, "consumer error",
-                          PN_LOG_STR("error", rd_kafka_message_errstr(m)));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        if (deadline < 0)
-            deadline = now_ms() + w->opts.commit_interval_ms;
-        w->msgs[w->n_msgs++] = m;
-    }
+/* Waits no longer than the open transaction's deadline, so that commits
+ * are on time when records stop coming; idle, long enough to be cheap and
+ * short enough for the loop to look at its flags. */
+static int poll_timeout(const pn_worker_t *w) {
+    if (!w->txn_open)
+        return 100;
+    int64_t left = w->txn_deadline_ms - now_ms();
+    return left <= 0 ? 0 : left > 100 ? 100 : (int)left;
 }
 
-/* The consumed positions: last offset + 1 of each partition in the batch. */
-static rd_kafka_topic_partition_list_t *batch_offsets(const pn_worker_t *w) {
-    rd_kafka_topic_partition_list_t *offsets =
-        rd_kafka_topic_partition_list_new(8);
-    for (size_t i = 0; i < w->n_msgs; i++) {
-        const rd_kafka_message_t *m = w->msgs[i];
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(offsets, topic, m->partition);
-        if (!tp)
-            tp = rd_kafka_topic_partition_list_add(offsets, topic, m->partition);
-        tp->offset = m->offset + 1;
-    }
-    return offsets;
-}
-
-/* Moves the consumer back to the committed offsets of its assignment. */
-static void rewind_consumer(pn_worker_t *w) {
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
-        return;
-    rd_kafka_resp_err_t rerr = rd_kafka_committed(w->consumer, parts, 30000);
-    if (rerr)
-        pn_log_kv(PN_LOG_ERROR, "cannot read committed offsets",
-                  PN_LOG_STR("error", rd_kafka_err2str(rerr)));
-    for (int i = 0; i < parts->cnt; i++)
-        if (parts->elems[i].offset < 0)
-            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(w->consumer, parts, 30000);
-    if (error) {
-        pn_log_kv(PN_LOG_ERROR, "cannot rewind the consumer",
-                  PN_LOG_STR("error", rd_kafka_error_string(error)));
-        rd_kafka_error_destroy(error);
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
-}
-
-/* Writes the batch to the local store, with the events-topic positions the
- * delivery reports gave as checkpoints. */
-static pn_err_t commit_local(pn_worker_t *w, char *errstr, size_t errstr_size) {
-    pn_engine_checkpoint_t *cps =
-        malloc((size_t)w->n_partitions * sizeof *cps);
-    if (!cps)
-        return PN_ERR_NOMEM;
-    size_t n = 0;
-    for (int32_t p = 0; p < w->n_partitions; p++)
-        if (w->event_offsets[p] >= 0)
-            cps[n++] = (pn_engine_checkpoint_t){p, w->event_offsets[p] + 1};
-    pn_err_t err = pn_engine_commit(w->engine, cps, n, errstr, errstr_size);
-    free(cps);
-    return err;
-}
-
-static void reset_delivery(pn_worker_t *w) {
-    w->delivery_err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    for (int32_t p = 0; p < w->n_partitions; p++)
-        w->event_offsets[p] = -1;
-}
-
-static pn_err_t handle_all(pn_worker_t *w, char *errstr, size_t errstr_size) {
-    for (size_t i = 0; i < w->n_msgs; i++) {
-        pn_err_t err = pn_worker_handle_message(w, w->msgs[i], errstr,
-                                                errstr_size);
-        if (err)
-            return err;
-    }
-    return PN_ERR_OK;
-}
-
-static pn_err_t txn_step(rd_kafka_error_t *error, const char *what,
-                         char *errstr, size_t errstr_size) {
-    if (!error)
+/* Polls once and runs what came into the open transaction. */
+static pn_err_t poll_once(pn_worker_t *w, char *errstr, size_t errstr_size) {
+    rd_kafka_message_t *m =
+        rd_kafka_consumer_poll(w->consumer, poll_timeout(w));
+    if (!m)
         return PN_ERR_OK;
-    pn_err_t err = pn_kafka_txn_err(error);
-    pn_err_set(errstr, errstr_size, err, "%s: %s", what,
-               rd_kafka_error_string(error));
-    rd_kafka_error_destroy(error);
-    return err;
-}
-
-/* One transaction: everything the batch produced plus its offsets. */
-static pn_err_t run_transaction(pn_worker_t *w, char *errstr,
-                                size_t errstr_size) {
-    pn_err_t err = txn_step(rd_kafka_begin_transaction(w->producer),
-                            "begin_transaction", errstr, errstr_size);
-    if (err)
-        return err;
-    if ((err = handle_all(w, errstr, errstr_size)))
-        return err;
-    rd_kafka_topic_partition_list_t *offsets = batch_offsets(w);
-    /* The group metadata (member id, generation) changes with every
-     * rebalance and the broker checks it: take it fresh each time. */
-    rd_kafka_consumer_group_metadata_t *cgmd =
-        rd_kafka_consumer_group_metadata(w->consumer);
-    err = txn_step(rd_kafka_send_offsets_to_transaction(w->producer, offsets,
-                                                        cgmd, -1),
-                   "send_offsets_to_transaction", errstr, errstr_size);
-    rd_kafka_consumer_group_metadata_destroy(cgmd);
-    rd_kafka_topic_partition_list_destroy(offsets);
-    if (err)
-        return err;
-    for (;;) {
-        rd_kafka_error_t *error = rd_kafka_commit_transaction(w->producer, -1);
-        if (error && rd_kafka_error_is_retriable(error)) {
-            rd_kafka_error_destroy(error);
-            continue;
-        }
-        return txn_step(error, "commit_transaction", errstr, errstr_size);
-    }
-}
-
-/* at_least_once: publish, wait for every acknowledgement, then commit the
- * offsets; a crash in between replays the batch. */
-static pn_err_t run_unsafe_batch(pn_worker_t *w, char *errstr,
-                                 size_t errstr_size) {
-    pn_err_t err = handle_all(w, errstr, errstr_size);
-    if (err)
-        return err;
-    rd_kafka_resp_err_t rerr = rd_kafka_flush(w->producer, 60000);
-    if (!rerr)
-        rerr = w->delivery_err;
-    if (rerr)
-        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA_ABORTABLE,
-                          "delivery failed: %s", rd_kafka_err2str(rerr));
-    rd_kafka_topic_partition_list_t *offsets = batch_offsets(w);
-    rerr = rd_kafka_commit(w->consumer, offsets, 0);
-    rd_kafka_topic_partition_list_destroy(offsets);
-    if (rerr)
-        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA_ABORTABLE,
-                          "offset commit failed: %s", rd_kafka_err2str(rerr));
-    return PN_ERR_OK;
-}
-
-/* Undoes a failed batch so that it runs again from the committed offsets. */
-static pn_err_t recover(pn_worker_t *w, pn_err_t cause, const char *why,
-                        char *errstr, size_t errstr_size) {
-    pn_engine_discard(w->engine);
-    w->stats.aborts++;
-    /* Back off while failures repeat (a broker away, say), up to 5 s. */
-    if (w->consecutive_aborts < 6)
-        w->consecutive_aborts++;
-    if (w->consecutive_aborts > 1) {
-        useconds_t delay = 100000u << (w->consecutive_aborts - 1);
-        usleep(delay < 5000000u ? delay : 5000000u);
-    }
-    pn_log_kv(PN_LOG_WARN, "batch aborted, rewinding",
-              PN_LOG_STR("error", pn_err_name(cause)), PN_LOG_STR("detail", why),
-              PN_LOG_UINT("commands", w->n_msgs));
     pn_err_t err = PN_ERR_OK;
-    if (cause == PN_ERR_KAFKA_FENCED || !w->opts.exactly_once) {
-        /* A fenced or fatally failed producer cannot be reused. */
-        rd_kafka_destroy(w->producer);
-        w->producer = NULL;
-        w->stats.producer_rebuilds++;
-        err = producer_new(w, errstr, errstr_size);
+    if (w->to_restore->cnt) {
+        /* Assigned new partitions: restore them first. A record that
+         * slipped through goes back, so it is not skipped later. (No
+         * transaction is open: the revocation before it aborted it.) */
+        if (!m->err)
+            seek_back(w, m);
+    } else if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            pn_log_kv(PN_LOG_WARN, "consumer error",
+                      PN_LOG_STR("error", rd_kafka_message_errstr(m)));
     } else {
-        rd_kafka_error_t *error = rd_kafka_abort_transaction(w->producer, -1);
-        if (error) {
-            pn_log_kv(PN_LOG_WARN, "abort_transaction failed, rebuilding the producer",
-                      PN_LOG_STR("error", rd_kafka_error_string(error)));
-            rd_kafka_error_destroy(error);
-            rd_kafka_destroy(w->producer);
-            w->stats.producer_rebuilds++;
-            err = producer_new(w, errstr, errstr_size);
-        }
+        char why[512] = "";
+        err = txn_add(w, m, why, sizeof why);
+        if (err)
+            err = txn_failed(w, err, why, errstr, errstr_size);
     }
-    drop_batch(w);
-    rewind_consumer(w);
+    rd_kafka_message_destroy(m);
     return err;
 }
-
-static pn_err_t run_batch(pn_worker_t *w, char *errstr, size_t errstr_size) {
-    char why[512] = "";
-    reset_delivery(w);
-    pn_worker_metrics_batch_begin(w);
-    w->stats.batches++;
-    pn_err_t err = w->opts.exactly_once
-                       ? run_transaction(w, why, sizeof why)
-                       : run_unsafe_batch(w, why, sizeof why);
-    if (err == PN_ERR_KAFKA || err == PN_ERR_KAFKA_ABORTABLE ||
-        err == PN_ERR_KAFKA_FENCED)
-        return recover(w, err, why, errstr, errstr_size);
-    if (err) {
-        /* The engine or the store failed: abort the transaction so nothing
-         * of the batch is visible, then stop; a restart restores from the
-         * events topic. */
-        pn_log_kv(PN_LOG_ERROR, "batch failed outside Kafka",
-                  PN_LOG_STR("error", pn_err_name(err)), PN_LOG_STR("detail", why));
-        pn_err_t rerr = recover(w, PN_ERR_KAFKA_ABORTABLE, why, errstr,
-                                errstr_size);
-        (void)rerr;
-        return pn_err_set(errstr, errstr_size, err, "%s", why);
-    }
-    w->stats.commits++;
-    w->consecutive_aborts = 0;
-    pn_worker_metrics_batch_committed(w);
-    drop_batch(w);
-    err = commit_local(w, errstr, errstr_size);
-    if (err)
-        /* Kafka has the batch; the store will catch up by restoring. */
-        pn_log_kv(PN_LOG_ERROR, "local store write failed after commit",
-                  PN_LOG_STR("error", errstr));
-    return err;
-}
-
-/* --- the loop ------------------------------------------------------------------- */
 
 pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
@@ -635,23 +727,33 @@ pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
                          w->opts.exactly_once ? "exactly_once" : "at_least_once"),
               PN_LOG_INT("partitions", w->n_partitions));
     pn_err_t err = PN_ERR_OK;
-    while (!w->stop && !err) {
-        pn_worker_metrics_tick(w);
+    int64_t last_tick_ms = 0;
+    while (!w->stop && !err && w->producer) {
+        /* Not once per record: between transactions, and at most every
+         * 100 ms inside a long one, so that liveness keeps beating. */
+        int64_t now = now_ms();
+        if (!w->txn_open || now - last_tick_ms >= 100) {
+            pn_worker_metrics_tick(w);
+            last_tick_ms = now;
+        }
         if (w->to_restore->cnt) {
             err = pn_worker_restore(w, errstr, errstr_size);
             continue;
         }
-        collect_batch(w);
-        if (w->n_msgs && !w->to_restore->cnt)
-            err = run_batch(w, errstr, errstr_size);
-        else if (w->n_msgs)
-            drop_batch(w); /* cannot happen with eager rebalancing */
+        err = poll_once(w, errstr, errstr_size);
+        if (!err && txn_due(w))
+            err = txn_commit(w, errstr, errstr_size);
     }
-    /* Whatever was polled but not run is left to the next owner. */
-    drop_batch(w);
+    if (!err && !w->producer)
+        err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                         "the producer could not be rebuilt after a revocation");
+    /* Stopping: the open transaction is finished, not thrown away. */
+    if (!err && w->txn_open)
+        err = txn_commit(w, errstr, errstr_size);
     pn_log(PN_LOG_INFO, "worker stopping: closing the consumer");
     rd_kafka_consumer_close(w->consumer);
-    rd_kafka_flush(w->producer, 10000);
+    if (w->producer)
+        rd_kafka_flush(w->producer, 10000);
     pn_worker_stats_t s = w->stats;
     pn_log_kv(PN_LOG_INFO, "worker stopped", PN_LOG_UINT("commands", s.commands),
               PN_LOG_UINT("events", s.events), PN_LOG_UINT("commits", s.commits),

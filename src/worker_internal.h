@@ -26,9 +26,14 @@ struct pn_worker_s {
 
     rd_kafka_topic_partition_list_t *to_restore; /* assigned, not restored */
 
-    rd_kafka_message_t **msgs; /* the polled batch, owned */
-    size_t n_msgs;
-    size_t cap_msgs;
+    /* The open transaction (with at_least_once: the open batch). Records
+     * are executed and produced as they are polled; only their consumed
+     * positions are kept, to be committed with the transaction. */
+    bool txn_open;
+    int64_t txn_deadline_ms; /* monotonic: commit when reached */
+    int64_t commit_started_ms; /* of the last commit, 0 before the first */
+    size_t txn_records;      /* consumed records handled in it */
+    rd_kafka_topic_partition_list_t *txn_offsets; /* last offset + 1 */
     int64_t *event_offsets; /* by partition: last event delivered, or -1 */
     rd_kafka_resp_err_t delivery_err;
 

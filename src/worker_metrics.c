@@ -39,6 +39,8 @@ struct pn_worker_metrics {
     uint64_t pending_dup[PN_CMD__COUNT];
     uint64_t pending_reason[PN_REASON__COUNT];
     pn_worker_stats_t at_batch;
+    int64_t *pending_ts; /* Kafka timestamps of the open batch's records */
+    size_t n_pending_ts, cap_pending_ts;
 
     pn_worker_stats_t published; /* loop-level counters already counted */
     pn_engine_stats_t engine_published;
@@ -217,8 +219,10 @@ pn_err_t pn_worker_metrics_new(pn_worker_t *w, char *errstr,
     wm->n_partitions = w->n_partitions;
     wm->lag_series = calloc((size_t)w->n_partitions, sizeof *wm->lag_series);
     wm->lag_shown = calloc((size_t)w->n_partitions, sizeof *wm->lag_shown);
+    wm->cap_pending_ts = (size_t)w->opts.batch_max_commands;
+    wm->pending_ts = calloc(wm->cap_pending_ts, sizeof *wm->pending_ts);
     w->metrics = wm;
-    if (!wm->lag_series || !wm->lag_shown)
+    if (!wm->lag_series || !wm->lag_shown || !wm->pending_ts)
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
     if (!w->opts.metrics)
         return PN_ERR_OK;
@@ -238,6 +242,7 @@ void pn_worker_metrics_free(pn_worker_metrics_t *wm) {
         return;
     free(wm->lag_series);
     free(wm->lag_shown);
+    free(wm->pending_ts);
     free(wm);
 }
 
@@ -261,7 +266,15 @@ void pn_worker_metrics_batch_begin(pn_worker_t *w) {
     memset(wm->pending, 0, sizeof wm->pending);
     memset(wm->pending_dup, 0, sizeof wm->pending_dup);
     memset(wm->pending_reason, 0, sizeof wm->pending_reason);
+    wm->n_pending_ts = 0;
     wm->at_batch = w->stats;
+}
+
+void pn_worker_metrics_record(pn_worker_t *w, const rd_kafka_message_t *m) {
+    pn_worker_metrics_t *wm = w->metrics;
+    if (!wm || !wm->latency || wm->n_pending_ts == wm->cap_pending_ts)
+        return;
+    wm->pending_ts[wm->n_pending_ts++] = rd_kafka_message_timestamp(m, NULL);
 }
 
 void pn_worker_metrics_batch_committed(pn_worker_t *w) {
@@ -281,10 +294,10 @@ void pn_worker_metrics_batch_committed(pn_worker_t *w) {
                   (double)(now->dead_letters - then->dead_letters));
     pn_series_add(wm->forwarded, (double)(now->forwarded - then->forwarded));
     pn_series_inc(wm->txn_committed);
-    pn_series_observe(wm->batch_records, (double)w->n_msgs);
+    pn_series_observe(wm->batch_records, (double)w->txn_records);
     int64_t now_ms = wall_ms();
-    for (size_t i = 0; wm->latency && i < w->n_msgs; i++) {
-        int64_t ts = rd_kafka_message_timestamp(w->msgs[i], NULL);
+    for (size_t i = 0; wm->latency && i < wm->n_pending_ts; i++) {
+        int64_t ts = wm->pending_ts[i];
         if (ts >= 0)
             pn_series_observe(wm->latency,
                               (double)(now_ms > ts ? now_ms - ts : 0) / 1000.0);

@@ -29,9 +29,13 @@ void pn_worker_metrics_free(pn_worker_metrics_t *wm); /* NULL-safe */
 /** One command executed in the open batch. */
 void pn_worker_metrics_outcome(pn_worker_t *w, const pn_outcome_t *outcome);
 
-/** A batch starts / committed (call before its records are dropped). */
+/** A batch (transaction) starts / committed. */
 void pn_worker_metrics_batch_begin(pn_worker_t *w);
 void pn_worker_metrics_batch_committed(pn_worker_t *w);
+
+/** One consumed record joins the open batch (for the latency histogram,
+ *  observed when the batch commits). */
+void pn_worker_metrics_record(pn_worker_t *w, const rd_kafka_message_t *m);
 
 /** Once per loop iteration: heartbeat, readiness, periodic gauges. */
 void pn_worker_metrics_tick(pn_worker_t *w);

@@ -1,6 +1,7 @@
 #include "it_support.h"
 
 #include <fcntl.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -240,6 +241,36 @@ pid_t pn_it_worker_start(pn_it_t *it, const char *instance,
     }
     argv[argc] = NULL;
     return spawn(argv, log);
+}
+
+static uint64_t json_u64(json_t *obj, const char *key) {
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+}
+
+void pn_it_worker_log(pn_it_t *it, const char *instance,
+                      pn_it_worker_log_t *log) {
+    memset(log, 0, sizeof *log);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.log", it->dir, instance);
+    FILE *f = fopen(path, "r");
+    PN_REQUIRE(f != NULL);
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        json_t *obj = json_loads(line, 0, NULL);
+        const char *msg = json_string_value(json_object_get(obj, "msg"));
+        if (msg && strcmp(msg, "worker stopped") == 0) {
+            log->stopped = true;
+            log->commands = json_u64(obj, "commands");
+            log->commits = json_u64(obj, "commits");
+            log->aborts = json_u64(obj, "aborts");
+        } else if (msg && strcmp(msg, "aborting the open transaction on "
+                                      "revocation") == 0) {
+            log->revocation_aborts++;
+        }
+        json_decref(obj);
+    }
+    fclose(f);
 }
 
 int pn_it_worker_stop(pid_t pid, int sig) {

@@ -58,6 +58,19 @@ pid_t pn_it_worker_start(pn_it_t *it, const char *instance,
  *  128 + signal). */
 int pn_it_worker_stop(pid_t pid, int sig);
 
+/** What a worker's log says about its runs: the counters of its last
+ *  "worker stopped" line (written on a clean stop) and how many open
+ *  transactions it aborted because its partitions were revoked. */
+typedef struct pn_it_worker_log {
+    bool stopped; /* a "worker stopped" line was found */
+    uint64_t commands, commits, aborts;
+    uint64_t revocation_aborts;
+} pn_it_worker_log_t;
+
+/** Reads <dir>/<instance>.log (every run of that instance). */
+void pn_it_worker_log(pn_it_t *it, const char *instance,
+                      pn_it_worker_log_t *log);
+
 /** Runs the audit (waiting up to wait_ms for the workers to catch up). */
 void pn_it_audit(pn_it_t *it, int wait_ms, pn_audit_report_t *report);
 

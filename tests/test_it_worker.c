@@ -144,6 +144,87 @@ static void test_dead_letters_and_forwarding(void) {
     pn_it_cleanup(&it);
 }
 
+/* Records keep arriving over many commit intervals: the worker commits on
+ * the interval, not only when a batch is full or when it stops. */
+static void test_commits_on_cadence(void) {
+    pn_it_t it;
+    PN_REQUIRE(pn_it_init(&it, "cadence", 2, 2));
+    const char *const sets[] = {"worker.commit.interval.ms=50",
+                                "worker.batch.max.commands=1000000", NULL};
+    pid_t w = pn_it_worker_start(&it, "w1", sets);
+    /* About 4 s of load: some 80 commit intervals. */
+    pn_it_sender_t *sender = pn_it_send_async(&it, 5, 40, 4000, 1000);
+    PN_ASSERT_EQ_INT(pn_it_send_wait(sender), 0);
+    pn_audit_report_t report;
+    pn_it_audit(&it, 60000, &report);
+    PN_ASSERT_EQ_INT(report.violations, 0);
+    PN_ASSERT(report.caught_up);
+    PN_ASSERT_EQ_INT(report.command_records, 4000);
+    pn_audit_report_free(&report);
+    PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
+    pn_it_worker_log_t log;
+    pn_it_worker_log(&it, "w1", &log);
+    PN_ASSERT(log.stopped);
+    PN_ASSERT(log.commands >= 4000); /* more if a batch was retried */
+    /* One transaction for everything would mean no cadence at all. */
+    PN_ASSERT_(log.commits >= 8, CU_FALSE, "%llu commits for 4000 commands",
+               (unsigned long long)log.commits);
+    pn_it_cleanup(&it);
+}
+
+/* A full batch commits at once, whatever the interval. */
+static void test_commits_full_batches(void) {
+    pn_it_t it;
+    PN_REQUIRE(pn_it_init(&it, "fullbatch", 2, 2));
+    pn_it_sender_t *sender = pn_it_send_async(&it, 6, 40, 1000, 0);
+    PN_ASSERT_EQ_INT(pn_it_send_wait(sender), 0);
+    const char *const sets[] = {"worker.commit.interval.ms=60000",
+                                "worker.batch.max.commands=100",
+                                "kafka.transaction.timeout.ms=120000", NULL};
+    pid_t w = pn_it_worker_start(&it, "w1", sets);
+    pn_audit_report_t report;
+    pn_it_audit(&it, 50000, &report); /* well before the interval ends */
+    PN_ASSERT_EQ_INT(report.violations, 0);
+    PN_ASSERT(report.caught_up);
+    PN_ASSERT_EQ_INT(report.command_records, 1000);
+    pn_audit_report_free(&report);
+    PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
+    pn_it_worker_log_t log;
+    pn_it_worker_log(&it, "w1", &log);
+    PN_ASSERT(log.stopped);
+    PN_ASSERT_EQ_INT(log.commits, 10);
+    pn_it_cleanup(&it);
+}
+
+/* A second worker joins while the first has a transaction open (a long
+ * commit interval under continuous load): the first aborts it on the
+ * revocation, and every command still has exactly one outcome. */
+static void test_rebalance_with_open_transaction(void) {
+    pn_it_t it;
+    PN_REQUIRE(pn_it_init(&it, "openrebal", 4, 4));
+    const char *const sets[] = {"worker.commit.interval.ms=8000",
+                                "kafka.transaction.timeout.ms=60000", NULL};
+    pid_t w1 = pn_it_worker_start(&it, "w1", sets);
+    pn_it_sender_t *sender = pn_it_send_async(&it, 7, 200, 6000, 500);
+    pn_it_sleep_ms(3000);
+    pid_t w2 = pn_it_worker_start(&it, "w2", sets);
+    PN_ASSERT_EQ_INT(pn_it_send_wait(sender), 0);
+    pn_audit_report_t report;
+    pn_it_audit(&it, 120000, &report);
+    PN_ASSERT_EQ_INT(report.violations, 0);
+    PN_ASSERT(report.caught_up);
+    PN_ASSERT_EQ_INT(report.command_records, 6000);
+    pn_audit_report_free(&report);
+    PN_ASSERT_EQ_INT(pn_it_worker_stop(w1, SIGTERM), 0);
+    PN_ASSERT_EQ_INT(pn_it_worker_stop(w2, SIGTERM), 0);
+    pn_it_worker_log_t log;
+    pn_it_worker_log(&it, "w1", &log);
+    PN_ASSERT(log.stopped);
+    PN_ASSERT(log.revocation_aborts >= 1);
+    PN_ASSERT(log.aborts >= log.revocation_aborts);
+    pn_it_cleanup(&it);
+}
+
 /* Commands and events with different partition counts: refused, exit 2. */
 static void test_refuses_uncopartitioned_topics(void) {
     pn_it_t it;
@@ -173,6 +254,10 @@ static void test_bad_configuration_exits_2(void) {
 static const pn_test_case_t cases[] = {
     {"semantics table end to end", test_semantics_table},
     {"dead letters and forwarding", test_dead_letters_and_forwarding},
+    {"commits on the interval under continuous load", test_commits_on_cadence},
+    {"a full batch commits at once", test_commits_full_batches},
+    {"rebalance while a transaction is open",
+     test_rebalance_with_open_transaction},
     {"refuses topics that are not co-partitioned",
      test_refuses_uncopartitioned_topics},
     {"bad configuration exits 2", test_bad_configuration_exits_2},
