@@ -112,8 +112,9 @@ static const prop_t props[] = {
              "writes; a crash may repeat events. For comparison only."},
     {.name = "worker.commit.interval.ms", .type = T_DURATION, .def = "100",
      .min = 1, .max = MINUTE,
-     .desc = "Longest time a worker collects commands into one batch "
-             "(one transaction) before it commits."},
+     .desc = "How often a worker commits: records are executed as they "
+             "arrive into an open transaction, committed about this often "
+             "(counted from the previous commit's start). Bounds latency."},
     {.name = "worker.batch.max.commands", .type = T_INT, .def = "5000",
      .min = 1, .max = 1000000,
      .desc = "Most commands in one batch; a full batch commits at once."},
@@ -819,6 +820,36 @@ static pn_err_t derive_defaults(pn_config_t *cfg, char *errstr,
 }
 
 /* Two settings that must not hold the same value. */
+static const kafka_kv_t *find_kafka(const pn_config_t *cfg, const char *key) {
+    for (size_t i = 0; cfg && i < cfg->kafka_len; i++)
+        if (!strcmp(cfg->kafka[i].name, key + KAFKA_PREFIX_LEN))
+            return &cfg->kafka[i];
+    return NULL;
+}
+
+/* The broker aborts a transaction open longer than transaction.timeout.ms,
+ * so a worker whose commit interval reaches it would see every batch
+ * fenced. Panther derives its default from the interval (worker.c); only
+ * an explicit setting can be too short. */
+static pn_err_t check_txn_timeout(pn_config_t *cfg, char *errstr,
+                                  size_t errstr_size) {
+    const kafka_kv_t *kv = find_kafka(cfg, "kafka.transaction.timeout.ms");
+    if (!kv)
+        return PN_ERR_OK;
+    const value_t *interval = val(cfg, "worker.commit.interval.ms");
+    char *end = NULL;
+    errno = 0;
+    long long timeout = strtoll(kv->value, &end, 10);
+    if (errno || end == kv->value || *end || timeout < 2 * interval->num)
+        return pn_err_set(errstr, errstr_size, PN_ERR_CONFIG,
+                          "%s: 'kafka.transaction.timeout.ms' (%s) must be a "
+                          "number of ms at least twice 'worker.commit.interval.ms' "
+                          "(%s, %s), or every transaction would time out",
+                          kv->source, kv->value, interval->text,
+                          interval->source);
+    return PN_ERR_OK;
+}
+
 static pn_err_t check_distinct(pn_config_t *cfg, const char *a,
                                const char *b, const char *what,
                                char *errstr, size_t errstr_size) {
@@ -870,6 +901,8 @@ pn_err_t pn_config_finalize(pn_config_t *cfg, char *errstr,
                          val(cfg, "idempotency.window.ms")->source,
                          val(cfg, "idempotency.window.commands")->source);
     if (!err)
+        err = check_txn_timeout(cfg, errstr, errstr_size);
+    if (!err)
         cfg->final = true;
     return err;
 }
@@ -887,13 +920,6 @@ static const value_t *must_get(const pn_config_t *cfg, const char *key,
         abort();
     }
     return &cfg->values[i];
-}
-
-static const kafka_kv_t *find_kafka(const pn_config_t *cfg, const char *key) {
-    for (size_t i = 0; cfg && i < cfg->kafka_len; i++)
-        if (!strcmp(cfg->kafka[i].name, key + KAFKA_PREFIX_LEN))
-            return &cfg->kafka[i];
-    return NULL;
 }
 
 const char *pn_config_get_str(const pn_config_t *cfg, const char *key) {

@@ -18,6 +18,7 @@
  */
 #include "panther/worker.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,9 +60,15 @@ static pn_err_t producer_new(pn_worker_t *w, char *errstr, size_t errstr_size) {
     char linger[16];
     snprintf(linger, sizeof linger, "%d",
              w->opts.commit_interval_ms < 5 ? w->opts.commit_interval_ms : 5);
+    /* Long enough for a slow commit at any interval the config allows
+     * (it refuses an explicit setting below twice the interval). */
+    char txn_timeout[24];
+    int64_t timeout_ms = 10 * (int64_t)w->opts.commit_interval_ms;
+    snprintf(txn_timeout, sizeof txn_timeout, "%" PRId64,
+             timeout_ms < 10000 ? (int64_t)10000 : timeout_ms);
     const pn_kafka_prop_t defaults[] = {
         {"linger.ms", linger},
-        {"transaction.timeout.ms", "10000"},
+        {"transaction.timeout.ms", txn_timeout},
         {"message.max.bytes", "2000000"},
     };
     pn_kafka_prop_t fixed[4] = {

@@ -227,6 +227,20 @@ static void test_finalize_rules(void) {
     PN_REQUIRE_OK(SET(cfg, "idempotency.window.commands", "1"));
     PN_REQUIRE_OK(pn_config_finalize(cfg, errstr, sizeof errstr));
     pn_config_destroy(cfg);
+
+    /* A transaction timeout the commit interval would reach. */
+    cfg = new_cfg();
+    PN_REQUIRE_OK(SET(cfg, "worker.commit.interval.ms", "5s"));
+    PN_REQUIRE_OK(SET(cfg, "kafka.transaction.timeout.ms", "9999"));
+    PN_ASSERT_EQ_INT(pn_config_finalize(cfg, errstr, sizeof errstr),
+                     PN_ERR_CONFIG);
+    PN_ASSERT_EQ_STR(S(errstr),
+                     "test: 'kafka.transaction.timeout.ms' (9999) must be a "
+                     "number of ms at least twice 'worker.commit.interval.ms' "
+                     "(5000, test), or every transaction would time out");
+    PN_REQUIRE_OK(SET(cfg, "kafka.transaction.timeout.ms", "10000"));
+    PN_REQUIRE_OK(pn_config_finalize(cfg, errstr, sizeof errstr));
+    pn_config_destroy(cfg);
 }
 
 static void test_value_syntax(void) {
