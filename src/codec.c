@@ -350,9 +350,39 @@ pn_err_t pn_codec__read_plain(pn_codec_t *codec, pn_schema_id_t which,
                                 PN_ERR_INTERNAL, errstr, errstr_size);
 }
 
+/* One pass over the value when it fits in the room the buffer already has
+ * (the common case: the buffers are reused), instead of sizing it first
+ * and writing it second. The room is capped by both limits, so a value
+ * that does not fit takes the sizing path, which reports them; the bytes
+ * written are the same either way. */
+static bool write_in_place(pn_codec_t *codec, avro_value_t *value,
+                           const uint8_t *prefix, size_t prefix_len,
+                           pn_buf_t *out) {
+    size_t room = out->cap - out->len;
+    if (out->max - out->len < room)
+        room = out->max - out->len;
+    if (!out->data || room <= prefix_len ||
+        prefix_len > codec->max_record_bytes)
+        return false;
+    room -= prefix_len;
+    if (room > codec->max_record_bytes - prefix_len)
+        room = codec->max_record_bytes - prefix_len;
+    uint8_t *dst = out->data + out->len;
+    avro_writer_memory_set_dest(codec->writer, (const char *)dst + prefix_len,
+                                (int64_t)room);
+    if (avro_value_write(codec->writer, value))
+        return false; /* ENOSPC, most likely: size it and retry */
+    if (prefix_len)
+        memcpy(dst, prefix, prefix_len);
+    out->len += prefix_len + (size_t)avro_writer_tell(codec->writer);
+    return true;
+}
+
 pn_err_t pn_codec__write(pn_codec_t *codec, avro_value_t *value,
                          const uint8_t *prefix, size_t prefix_len,
                          pn_buf_t *out) {
+    if (write_in_place(codec, value, prefix, prefix_len, out))
+        return PN_ERR_OK;
     size_t size;
     if (avro_value_sizeof(value, &size))
         return PN_ERR_INTERNAL;

@@ -165,6 +165,7 @@ static pn_err_t txn_step(rd_kafka_error_t *error, const char *what,
 static void txn_close(pn_worker_t *w) {
     w->txn_open = false;
     w->txn_records = 0;
+    w->served_at = 0;
     if (w->txn_offsets)
         rd_kafka_topic_partition_list_destroy(w->txn_offsets);
     w->txn_offsets = NULL;
@@ -717,6 +718,19 @@ static pn_err_t poll_once(pn_worker_t *w, char *errstr, size_t errstr_size) {
     return err;
 }
 
+/* Serves the delivery reports that have come back, every 64 records of a
+ * transaction: their messages (and their headers) are freed now, while
+ * the loop allocates the next ones, rather than ~2 per command all at once
+ * in the commit's flush, where glibc malloc sorted and consolidated tens of
+ * thousands of freed chunks (~7% of the worker's CPU) and the commit took
+ * longer. */
+static void serve_deliveries(pn_worker_t *w) {
+    if (w->txn_open && w->producer && w->txn_records - w->served_at >= 64) {
+        rd_kafka_poll(w->producer, 0);
+        w->served_at = w->txn_records;
+    }
+}
+
 pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, w->opts.commands_topic,
@@ -748,6 +762,7 @@ pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
             continue;
         }
         err = poll_once(w, errstr, errstr_size);
+        serve_deliveries(w);
         if (!err && txn_due(w))
             err = txn_commit(w, errstr, errstr_size);
     }

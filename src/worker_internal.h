@@ -33,6 +33,7 @@ struct pn_worker_s {
     int64_t txn_deadline_ms; /* monotonic: commit when reached */
     int64_t commit_started_ms; /* of the last commit, 0 before the first */
     size_t txn_records;      /* consumed records handled in it */
+    size_t served_at;        /* txn_records when deliveries were last served */
     rd_kafka_topic_partition_list_t *txn_offsets; /* last offset + 1 */
     int64_t *event_offsets; /* by partition: last event delivered, or -1 */
     rd_kafka_resp_err_t delivery_err;

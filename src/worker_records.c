@@ -35,11 +35,28 @@ static rd_kafka_headers_t *headers_with(const rd_kafka_message_t *m,
     return rd_kafka_headers_new(extra);
 }
 
+/* value in decimal, as "%" PRId64 writes it, without stdio (two of these
+ * per result record); returns the length, text not NUL-terminated. */
+static size_t format_int(int64_t value, char text[24]) {
+    char digits[20];
+    uint64_t u = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (value < 0)
+        text[len++] = '-';
+    while (n)
+        text[len++] = digits[--n];
+    return len;
+}
+
 static void header_add_int(rd_kafka_headers_t *h, const char *name,
                            int64_t value) {
-    char text[32];
-    int n = snprintf(text, sizeof text, "%" PRId64, value);
-    rd_kafka_header_add(h, name, -1, text, n);
+    char text[24];
+    rd_kafka_header_add(h, name, -1, text, (ssize_t)format_int(value, text));
 }
 
 static pn_err_t dead_letter(pn_worker_t *w, const rd_kafka_message_t *m,
@@ -78,11 +95,25 @@ static pn_err_t forward(pn_worker_t *w, const rd_kafka_message_t *m,
 }
 
 /* Where a result came from: the commands-topic record it answers, so that
- * an audit can match every record to exactly one outcome. */
-static rd_kafka_headers_t *source_headers(const rd_kafka_message_t *m) {
+ * an audit can match every record to exactly one outcome. Formatted once
+ * per command, for its event and its outcome. */
+typedef struct source_text {
+    char partition[24], offset[24];
+    size_t partition_len, offset_len;
+} source_text_t;
+
+static void source_text(const rd_kafka_message_t *m, source_text_t *t) {
+    t->partition_len = format_int(m->partition, t->partition);
+    t->offset_len = format_int(m->offset, t->offset);
+}
+
+static rd_kafka_headers_t *source_headers(const source_text_t *t) {
     rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-    header_add_int(h, PN_HEADER_SOURCE_PARTITION, m->partition);
-    header_add_int(h, PN_HEADER_SOURCE_OFFSET, m->offset);
+    rd_kafka_header_add(h, PN_HEADER_SOURCE_PARTITION,
+                        (ssize_t)sizeof PN_HEADER_SOURCE_PARTITION - 1, t->partition,
+                        (ssize_t)t->partition_len);
+    rd_kafka_header_add(h, PN_HEADER_SOURCE_OFFSET, (ssize_t)sizeof PN_HEADER_SOURCE_OFFSET - 1,
+                        t->offset, (ssize_t)t->offset_len);
     return h;
 }
 
@@ -96,11 +127,13 @@ static pn_err_t execute(pn_worker_t *w, const rd_kafka_message_t *m,
         return err;
     w->stats.commands++;
     pn_worker_metrics_outcome(w, &res.outcome);
+    source_text_t src;
+    source_text(m, &src);
     if (res.has_event) {
         err = pn_worker_produce(w, w->opts.events_topic, m->partition,
                                 res.stream_key.ptr, res.stream_key.len,
                                 res.event_value, res.event_len,
-                                source_headers(m), true);
+                                source_headers(&src), true);
         if (err)
             return err;
         w->stats.events++;
@@ -108,7 +141,7 @@ static pn_err_t execute(pn_worker_t *w, const rd_kafka_message_t *m,
     err = pn_worker_produce(w, w->opts.outcomes_topic, RD_KAFKA_PARTITION_UA,
                             res.outcome_key.ptr, res.outcome_key.len,
                             res.outcome_value, res.outcome_len,
-                            source_headers(m), false);
+                            source_headers(&src), false);
     if (!err)
         w->stats.outcomes++;
     return err;
