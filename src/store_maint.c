@@ -1,6 +1,7 @@
 /*
- * Store maintenance: event retention, idempotency-window expiry, dropping a
- * partition's streams, memory accounting. Called by the worker between
+ * Store maintenance: event retention, dropping a partition's streams,
+ * memory accounting. (Idempotency entries expire in compactions:
+ * store_dedup.c.) Called by the worker between
  * batches, on the thread that owns the store.
  *
  * Expiry deletes in chunks of MAINT_CHUNK keys per write so that a large
@@ -128,97 +129,6 @@ pn_err_t pn_store_expire_events(pn_store_t *store, int64_t now_ms,
     return err;
 }
 
-/* --- idempotency window ------------------------------------------------- */
-
-/* Deletes the entry an expired index key names, if it is still the entry
- * the index key was written for (a later put may have replaced it). */
-static pn_err_t expire_dedup_entry(pn_store_t *store, const uint8_t *index_key,
-                                   size_t index_len, uint64_t *deleted) {
-    int32_t partition;
-    int64_t at_ms;
-    uint64_t seq;
-    const uint8_t *key;
-    size_t klen, vlen;
-    if (pn_store__dedup_index_parse(index_key, index_len, &partition, &at_ms,
-                                    &seq, &key, &klen) != PN_ERR_OK)
-        return PN_ERR_STORE_CORRUPT;
-    char *rerr = NULL;
-    rocksdb_column_family_handle_t *cf = store->cf[PN_STORE_CF_DEDUP];
-    char *v = rocksdb_get_cf(store->db, store->ro, cf, (const char *)key, klen,
-                             &vlen, &rerr);
-    if (rerr)
-        return pn_store__fail(store, rerr, "expire dedup", NULL, 0);
-    pn_dedup_entry_t entry;
-    if (v && pn_store__dedup_decode(v, vlen, &entry) == PN_ERR_OK &&
-        entry.partition == partition && entry.seq == seq &&
-        entry.at_ms == at_ms) {
-        rocksdb_writebatch_delete_cf(store->wb, cf, (const char *)key, klen);
-        (*deleted)++;
-    }
-    rocksdb_free(v);
-    rocksdb_writebatch_delete_cf(store->wb,
-                                 store->cf[PN_STORE_CF_DEDUP_INDEX],
-                                 (const char *)index_key, index_len);
-    return maybe_flush(store, false, "expire dedup");
-}
-
-/* An entry at seq is more than min_commands behind dedup_seq. */
-static bool behind(const pn_partition_meta_t *meta, uint64_t seq,
-                   uint64_t min_commands) {
-    return meta->dedup_seq > seq && meta->dedup_seq - seq > min_commands;
-}
-
-/*
- * The index orders a partition's entries by command time, so the scan stops
- * at the time bound: it reads the expired entries plus those old enough but
- * among the last min_commands (at most min_commands + 1 of them).
- */
-pn_err_t pn_store_expire_dedup(pn_store_t *store, int32_t partition,
-                               const pn_partition_meta_t *meta,
-                               uint64_t min_commands, int64_t window_ms,
-                               uint64_t *n_deleted) {
-    if (n_deleted)
-        *n_deleted = 0;
-    if (!store || !meta || partition < 0 || window_ms < 0)
-        return PN_ERR_INVALID_ARG;
-    pn_store__wait_idle(store); /* store->wb, and a scan of every write */
-    int64_t cutoff_ms; /* entries with at_ms < cutoff_ms are old enough */
-    if (__builtin_sub_overflow(meta->dedup_max_at_ms, window_ms, &cutoff_ms))
-        return PN_ERR_OK;
-    uint8_t lower[4], upper[PN_STORE_DEDUP_INDEX_SEQ_AT];
-    pn_store__dedup_index_head(lower, partition);
-    pn_store__dedup_index_at(upper, partition, cutoff_ms);
-    rocksdb_readoptions_t *ro = maint_ro();
-    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper,
-                                                sizeof upper);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(
-        store->db, ro, store->cf[PN_STORE_CF_DEDUP_INDEX]);
-    rocksdb_writebatch_clear(store->wb);
-    uint64_t deleted = 0;
-    pn_err_t err = PN_ERR_OK;
-    for (rocksdb_iter_seek(it, (const char *)lower, sizeof lower);
-         !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-        if (klen >= PN_STORE_DEDUP_INDEX_HEAD &&
-            behind(meta, pn_be64_read(k + PN_STORE_DEDUP_INDEX_SEQ_AT),
-                   min_commands))
-            err = expire_dedup_entry(store, k, klen, &deleted);
-    }
-    if (!err)
-        err = pn_store__iter_done(store, it, "expire dedup");
-    if (!err)
-        err = maybe_flush(store, true, "expire dedup");
-    /* Also after a failure: chunks before it were deleted. */
-    pn_store__filter_note_deleted(&store->filter, deleted);
-    rocksdb_writebatch_clear(store->wb);
-    rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(ro);
-    if (n_deleted)
-        *n_deleted = err ? 0 : deleted;
-    return err;
-}
-
 /* --- dropping a partition ----------------------------------------------- */
 
 typedef struct drop_ctx {
@@ -273,43 +183,6 @@ static pn_err_t drop_streams(drop_ctx_t *ctx, pn_store_cf_t cf) {
     return err;
 }
 
-/* The partition's index keys whose stream is owned. */
-static pn_err_t drop_dedup_index(drop_ctx_t *ctx, int32_t partition) {
-    pn_store_t *store = ctx->store;
-    uint8_t lower[4], upper[4];
-    pn_store__dedup_index_head(lower, partition);
-    memcpy(upper, lower, sizeof upper);
-    size_t upper_len = pn_store__successor(upper, sizeof upper);
-    rocksdb_readoptions_t *ro = maint_ro();
-    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper,
-                                                upper_len);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(
-        store->db, ro, store->cf[PN_STORE_CF_DEDUP_INDEX]);
-    pn_err_t err = PN_ERR_OK;
-    for (rocksdb_iter_seek(it, (const char *)lower, sizeof lower);
-         !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen, entry_len, prefix_len;
-        const char *k = rocksdb_iter_key(it, &klen);
-        int32_t p;
-        int64_t at_ms;
-        uint64_t seq;
-        const uint8_t *entry;
-        pn_str_t stream;
-        err = pn_store__dedup_index_parse(k, klen, &p, &at_ms, &seq, &entry,
-                                          &entry_len);
-        if (!err && pn_store__parse_prefix(entry, entry_len, &stream,
-                                           &prefix_len) &&
-            ctx->owns(ctx->opaque, stream))
-            rocksdb_writebatch_delete_cf(
-                store->wb, store->cf[PN_STORE_CF_DEDUP_INDEX], k, klen);
-    }
-    if (!err)
-        err = pn_store__iter_done(store, it, "drop partition");
-    rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(ro);
-    return err;
-}
-
 /* The owned streams' times: meta keys "s" + [u16 BE n][stream key]. */
 static pn_err_t drop_stream_times(drop_ctx_t *ctx) {
     pn_store_t *store = ctx->store;
@@ -351,8 +224,6 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
     if (!err)
         err = drop_streams(&ctx, PN_STORE_CF_DEDUP);
     if (!err)
-        err = drop_dedup_index(&ctx, partition);
-    if (!err)
         err = drop_stream_times(&ctx);
     if (!err) {
         uint8_t key[PN_STORE_META_PARTITION_KEY_LEN];
@@ -364,6 +235,10 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
     /* The dropped dedup keys are now false positives of the filter: let
      * the next lookup rebuild it from what is left. */
     pn_store__filter_reset(&store->filter);
+    if (!err)
+        /* Its meta is gone: nothing of it is expired by stale marks if
+         * the partition comes back. */
+        pn_store__marks_forget(store, partition);
     rocksdb_writebatch_clear(store->wb);
     rocksdb_readoptions_destroy(ctx.ro);
     return err;

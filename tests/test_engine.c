@@ -14,11 +14,16 @@ typedef struct fixture {
     pn_codec_t *codec;
     pn_engine_t *engine;
     pn_engine_options_t opts;
+    uint64_t window_commands; /* the store's idempotency window; 0 and 0 */
+    int64_t window_ms;        /* = the defaults */
 } fixture_t;
 
 static void open_engine(fixture_t *f, uint32_t fold_version) {
     char err[512];
-    pn_store_options_t so = {.path = f->dir, .fold_format_version = fold_version};
+    pn_store_options_t so = {.path = f->dir,
+                             .fold_format_version = fold_version,
+                             .dedup_window_commands = f->window_commands,
+                             .dedup_window_ms = f->window_ms};
     PN_REQUIRE_OK(pn_store_open(&so, &f->store, err, sizeof err));
     f->opts.store = f->store;
     f->opts.codec = f->codec;
@@ -32,16 +37,23 @@ static void close_engine(fixture_t *f) {
     f->store = NULL;
 }
 
-static void setup(fixture_t *f, const pn_engine_options_t *opts) {
+static void setup_window(fixture_t *f, const pn_engine_options_t *opts,
+                         uint64_t window_commands, int64_t window_ms) {
     memset(f, 0, sizeof *f);
     if (opts)
         f->opts = *opts;
+    f->window_commands = window_commands;
+    f->window_ms = window_ms;
     f->dir = pn_test_tmpdir("engine");
     PN_REQUIRE(f->dir != NULL);
     char err[512];
     pn_codec_config_t cc = {0};
     PN_REQUIRE_OK(pn_codec_new(&cc, &f->codec, err, sizeof err));
     open_engine(f, 0);
+}
+
+static void setup(fixture_t *f, const pn_engine_options_t *opts) {
+    setup_window(f, opts, 0, 0);
 }
 
 static void teardown(fixture_t *f) {
@@ -182,8 +194,7 @@ static void test_discard_leaves_no_trace(void) {
 
 static void test_window_by_count_and_time(void) {
     fixture_t f;
-    pn_engine_options_t o = {.window_commands = 3, .window_ms = 1000};
-    setup(&f, &o);
+    setup_window(&f, NULL, 3, 1000);
     run(&f, cmd(PN_CMD_UPDATE, "first", NULL, "S1", 10, 0));
     /* Three more commands of the partition, all within 1000 ms: still a
      * duplicate by both rules. */
@@ -204,6 +215,56 @@ static void test_window_by_count_and_time(void) {
     PN_ASSERT(!r.outcome.duplicate);
     PN_ASSERT_EQ_INT(r.outcome.on_hand, 99);
     commit(&f, 2);
+    teardown(&f);
+}
+
+static bool store_has_dedup(fixture_t *f, const char *stream, const char *id) {
+    pn_dedup_entry_t e;
+    bool found;
+    PN_REQUIRE_OK(pn_store_get_dedup(f->store, pn_str_c(stream), pn_str_c(id),
+                                     &e, &found));
+    return found;
+}
+
+/*
+ * An entry outside the window is not a duplicate any more even while it is
+ * still stored (compaction has not run), and compaction then removes it
+ * while keeping the entries inside the window by count or by time; a
+ * restart keeps the watermarks compaction uses.
+ */
+static void test_window_expiry_before_and_after_compaction(void) {
+    fixture_t f;
+    setup_window(&f, NULL, 3, 1000);
+    char err[512];
+    run(&f, cmd(PN_CMD_UPDATE, "old", NULL, "S1", 10, 0));
+    commit(&f, 1);
+    /* Four later commands, 5 s later: "old" is 4 behind and 5000 ms older
+     * than the latest, outside both bounds. "t1" stays inside by time
+     * only (4 behind), "c2" inside by count only (4900 ms older). */
+    run(&f, cmd(PN_CMD_UPDATE, "t1", NULL, "S2", 1, 4500));
+    run(&f, cmd(PN_CMD_UPDATE, "c2", NULL, "S4", 2, 100));
+    run(&f, cmd(PN_CMD_UPDATE, "c3", NULL, "S2", 3, 4700));
+    run(&f, cmd(PN_CMD_UPDATE, "c4", NULL, "S3", 4, 5000));
+    commit(&f, 2);
+    PN_REQUIRE_OK(pn_engine_sync(f.engine, err, sizeof err));
+    /* Still stored, but no longer a duplicate. */
+    PN_ASSERT(store_has_dedup(&f, "S1|DC1", "old"));
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_UPDATE, "old", NULL, "S1", 7, 5000));
+    PN_ASSERT(!r.outcome.duplicate);
+    PN_ASSERT_EQ_INT(r.outcome.on_hand, 7);
+    pn_engine_discard(f.engine);
+    /* A restart: the watermarks come back from the store's metadata. */
+    close_engine(&f);
+    open_engine(&f, 0);
+    pn_store__test_compact_dedup(f.store);
+    PN_ASSERT(!store_has_dedup(&f, "S1|DC1", "old"));
+    PN_ASSERT(store_has_dedup(&f, "S2|DC1", "t1")); /* by time (500 ms) */
+    PN_ASSERT(store_has_dedup(&f, "S4|DC1", "c2")); /* by count (3 behind) */
+    r = run(&f, cmd(PN_CMD_UPDATE, "t1", NULL, "S2", 9, 5000));
+    PN_ASSERT(r.outcome.duplicate);
+    r = run(&f, cmd(PN_CMD_UPDATE, "old", NULL, "S1", 7, 5000));
+    PN_ASSERT(!r.outcome.duplicate);
+    commit(&f, 3);
     teardown(&f);
 }
 
@@ -520,6 +581,8 @@ static const pn_test_case_t engine_cases[] = {
     {"commit survives reopen", test_commit_survives_reopen},
     {"discard leaves no trace", test_discard_leaves_no_trace},
     {"idempotency window by count and time", test_window_by_count_and_time},
+    {"expired ids: absent before compaction, gone after",
+     test_window_expiry_before_and_after_compaction},
     {"invalid commands", test_invalid_commands},
     {"restore from events", test_restore_from_events},
     {"restore detects a version gap", test_restore_detects_gap},

@@ -63,16 +63,11 @@ typedef struct pn_engine_options {
     pn_store_t *store;           /* borrowed; outlives the engine */
     pn_codec_t *codec;           /* borrowed; outlives the engine */
     size_t state_cache_streams;  /* states kept in memory; 0 = 100,000 */
-    /* Idempotency window (DESIGN.md section 4): an id is remembered while
-     * it is among the last window_commands commands of its partition OR
-     * younger than window_ms of command time. 0 = defaults below. */
-    uint64_t window_commands;
-    int64_t window_ms;
+    /* The idempotency window is the store's (pn_store_options_t), which
+     * its compaction expires entries by. */
 } pn_engine_options_t;
 
 #define PN_ENGINE_DEFAULT_CACHE_STREAMS 100000u
-#define PN_ENGINE_DEFAULT_WINDOW_COMMANDS 10000u
-#define PN_ENGINE_DEFAULT_WINDOW_MS (24LL * 3600 * 1000)
 
 /** Creates an engine over a store and codec. *enginep owned by caller. */
 PN_MUST_CHECK pn_err_t pn_engine_new(const pn_engine_options_t *opts,
