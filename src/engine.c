@@ -842,6 +842,35 @@ pn_err_t pn_engine_checkpoint(pn_engine_t *engine, int32_t partition,
     return PN_ERR_OK;
 }
 
+pn_err_t pn_engine_maintain(pn_engine_t *engine, int64_t now_ms,
+                            size_t max_work, pn_engine_maintenance_t *result,
+                            char *errstr, size_t errstr_size) {
+    if (result)
+        memset(result, 0, sizeof *result);
+    if (errstr && errstr_size)
+        errstr[0] = '\0';
+    pn_err_t err = sync_write(engine, errstr, errstr_size);
+    if (err)
+        return err;
+    uint64_t deleted = 0;
+    bool pass_done = true;
+    /* Only events a current snapshot covers go, so no state the engine
+     * holds or may load depends on them. */
+    err = pn_store_expire_events_step(
+        engine->store, now_ms,
+        max_work ? (uint64_t)max_work : PN_ENGINE_DEFAULT_MAINTAIN_WORK,
+        &deleted, &pass_done);
+    if (err)
+        return pn_err_set(errstr, errstr_size, err, "expiring events: %s",
+                          pn_store_last_error(engine->store));
+    engine->stats.events_expired += deleted;
+    if (result) {
+        result->events_deleted = deleted;
+        result->pass_done = pass_done;
+    }
+    return PN_ERR_OK;
+}
+
 typedef struct forget_ctx {
     pn_store_key_filter_fn owns;
     void *opaque;

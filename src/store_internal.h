@@ -69,6 +69,9 @@ struct pn_store_s {
     rocksdb_writeoptions_t *wo;   /* WAL on; sync per the options */
     rocksdb_writebatch_t *wb;     /* rebuilt by each commit, reused */
     pn_buf_t key;                 /* scratch for dedup keys */
+    pn_buf_t expire_cursor;       /* snapshot key where the next
+                                     pn_store_expire_events_step resumes;
+                                     empty: from the first */
     pn_buf_t order;               /* a commit's records, sorted by key (the
                                      writer's while a write is in flight) */
     /* The writer thread (store_writer.c); the fields below up to the

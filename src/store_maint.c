@@ -45,9 +45,16 @@ typedef struct expire_events_ctx {
     rocksdb_iterator_t *events;
     int64_t cutoff_ms; /* events with command time below it may go */
     uint64_t deleted;
+    uint64_t work;     /* snapshots visited + events deleted */
+    uint64_t max_work; /* stop once work reaches it */
 } expire_events_ctx_t;
 
-/* Deletes the old events of one stream with version <= snapshot_version. */
+static bool out_of_work(const expire_events_ctx_t *ctx) {
+    return ctx->work >= ctx->max_work;
+}
+
+/* Deletes the old events of one stream with version <= snapshot_version;
+ * stops early when out of work (the next step resumes at this stream). */
 static pn_err_t expire_stream(expire_events_ctx_t *ctx, const uint8_t *prefix,
                               size_t prefix_len, int64_t snapshot_version) {
     uint8_t first[PN_STORE_EVENT_KEY_MAX];
@@ -56,7 +63,8 @@ static pn_err_t expire_stream(expire_events_ctx_t *ctx, const uint8_t *prefix,
     rocksdb_iterator_t *it = ctx->events;
     pn_err_t err = PN_ERR_OK;
     for (rocksdb_iter_seek(it, (const char *)first, prefix_len + 8);
-         !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+         !err && !out_of_work(ctx) && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
@@ -70,6 +78,7 @@ static pn_err_t expire_stream(expire_events_ctx_t *ctx, const uint8_t *prefix,
                                      ctx->store->cf[PN_STORE_CF_EVENTS],
                                      (const char *)k, klen);
         ctx->deleted++;
+        ctx->work++;
         err = maybe_flush(ctx->store, false, "expire events");
     }
     return err;
@@ -85,6 +94,7 @@ static pn_err_t expire_for_snapshot(expire_events_ctx_t *ctx,
     const char *v = rocksdb_iter_value(snaps, &vlen);
     uint32_t fold;
     int64_t version;
+    ctx->work++;
     if (!pn_store__parse_prefix(k, klen, &stream, &prefix_len) ||
         prefix_len != klen ||
         pn_store__snapshot_peek(v, vlen, &fold, &version) != PN_ERR_OK ||
@@ -93,14 +103,52 @@ static pn_err_t expire_for_snapshot(expire_events_ctx_t *ctx,
     return expire_stream(ctx, (const uint8_t *)k, prefix_len, version);
 }
 
-pn_err_t pn_store_expire_events(pn_store_t *store, int64_t now_ms,
-                                uint64_t *n_deleted) {
+/* Walks the snapshots from the cursor (the stream where the last step
+ * stopped) until out of work or at the end; leaves the cursor at the
+ * stream to resume with, or empty after a whole pass. */
+static pn_err_t expire_walk(expire_events_ctx_t *ctx, rocksdb_iterator_t *snaps,
+                            bool *pass_done) {
+    pn_store_t *store = ctx->store;
+    pn_err_t err = PN_ERR_OK;
+    if (store->expire_cursor.len)
+        rocksdb_iter_seek(snaps, (const char *)store->expire_cursor.data,
+                          store->expire_cursor.len);
+    else
+        rocksdb_iter_seek_to_first(snaps);
+    while (!err && !out_of_work(ctx) && rocksdb_iter_valid(snaps)) {
+        err = expire_for_snapshot(ctx, snaps);
+        if (!out_of_work(ctx))
+            rocksdb_iter_next(snaps); /* else: it may be unfinished */
+    }
+    if (!err)
+        err = pn_store__iter_done(store, snaps, "expire events");
+    *pass_done = !err && !rocksdb_iter_valid(snaps);
+    pn_buf_reset(&store->expire_cursor);
+    if (!err && !*pass_done) {
+        /* Resume at the stream under the iterator: the one cut short, or
+         * the next. Its deleted events are gone, so a revisit is cheap. */
+        size_t klen;
+        const char *k = rocksdb_iter_key(snaps, &klen);
+        if (pn_buf_append(&store->expire_cursor, k, klen) != PN_ERR_OK)
+            pn_buf_reset(&store->expire_cursor); /* restart the pass */
+    }
+    return err;
+}
+
+pn_err_t pn_store_expire_events_step(pn_store_t *store, int64_t now_ms,
+                                     uint64_t max_work, uint64_t *n_deleted,
+                                     bool *pass_done) {
     if (n_deleted)
         *n_deleted = 0;
-    if (!store)
+    if (pass_done)
+        *pass_done = true;
+    if (!store || max_work == 0)
         return PN_ERR_INVALID_ARG;
     pn_store__wait_idle(store); /* store->wb, and a scan of every write */
-    expire_events_ctx_t ctx = {store, NULL, 0, 0};
+    /* At least a visit and a delete: every step then makes progress (it
+     * deletes an event or moves past a snapshot), so steps never stall. */
+    expire_events_ctx_t ctx = {store, NULL, 0, 0, 0,
+                               max_work < 2 ? 2 : max_work};
     if (store->retention_ms <= 0 ||
         __builtin_sub_overflow(now_ms, store->retention_ms, &ctx.cutoff_ms))
         return PN_ERR_OK;
@@ -110,23 +158,31 @@ pn_err_t pn_store_expire_events(pn_store_t *store, int64_t now_ms,
     ctx.events =
         rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_EVENTS]);
     rocksdb_writebatch_clear(store->wb);
-    pn_err_t err = PN_ERR_OK;
-    for (rocksdb_iter_seek_to_first(snaps); !err && rocksdb_iter_valid(snaps);
-         rocksdb_iter_next(snaps))
-        err = expire_for_snapshot(&ctx, snaps);
-    if (!err)
-        err = pn_store__iter_done(store, snaps, "expire events");
+    bool done = true;
+    pn_err_t err = expire_walk(&ctx, snaps, &done);
     if (!err)
         err = pn_store__iter_done(store, ctx.events, "expire events");
     if (!err)
         err = maybe_flush(store, true, "expire events");
+    if (err)
+        pn_buf_reset(&store->expire_cursor); /* start over next time */
     rocksdb_writebatch_clear(store->wb);
     rocksdb_iter_destroy(ctx.events);
     rocksdb_iter_destroy(snaps);
     rocksdb_readoptions_destroy(ro);
     if (n_deleted)
         *n_deleted = err ? 0 : ctx.deleted;
+    if (pass_done)
+        *pass_done = err || done;
     return err;
+}
+
+pn_err_t pn_store_expire_events(pn_store_t *store, int64_t now_ms,
+                                uint64_t *n_deleted) {
+    if (store)
+        pn_buf_reset(&store->expire_cursor); /* a whole pass, from the top */
+    return pn_store_expire_events_step(store, now_ms, UINT64_MAX, n_deleted,
+                                       NULL);
 }
 
 /* --- dropping a partition ----------------------------------------------- */

@@ -16,6 +16,7 @@ typedef struct fixture {
     pn_engine_options_t opts;
     uint64_t window_commands; /* the store's idempotency window; 0 and 0 */
     int64_t window_ms;        /* = the defaults */
+    int64_t retention_ms;     /* the store's event retention */
 } fixture_t;
 
 static void open_engine(fixture_t *f, uint32_t fold_version) {
@@ -23,7 +24,8 @@ static void open_engine(fixture_t *f, uint32_t fold_version) {
     pn_store_options_t so = {.path = f->dir,
                              .fold_format_version = fold_version,
                              .dedup_window_commands = f->window_commands,
-                             .dedup_window_ms = f->window_ms};
+                             .dedup_window_ms = f->window_ms,
+                             .event_retention_ms = f->retention_ms};
     PN_REQUIRE_OK(pn_store_open(&so, &f->store, err, sizeof err));
     f->opts.store = f->store;
     f->opts.codec = f->codec;
@@ -266,6 +268,78 @@ static void test_window_expiry_before_and_after_compaction(void) {
     PN_ASSERT(!r.outcome.duplicate);
     commit(&f, 3);
     teardown(&f);
+}
+
+static int count_events(fixture_t *f, const char *stream);
+
+/* Maintenance drops the events snapshots cover and that are older than
+ * the retention, a bounded amount per call, until a pass is done; the
+ * state is the same afterwards, also after a reopen. */
+static void test_maintain_expires_events(void) {
+    fixture_t f;
+    memset(&f, 0, sizeof f);
+    fixture_t *fp = &f;
+    setup(fp, NULL);
+    close_engine(fp);
+    fp->retention_ms = 1000;
+    open_engine(fp, 0);
+    char err[512];
+    char sku[16];
+    for (int s = 0; s < 20; s++) {
+        snprintf(sku, sizeof sku, "M%d", s);
+        for (int v = 1; v <= 10; v++) {
+            char id[32];
+            snprintf(id, sizeof id, "m-%d-%d", s, v);
+            run(fp, cmd(PN_CMD_UPDATE, id, NULL, sku, v, v));
+        }
+    }
+    commit(fp, 1);
+    /* Nothing old enough yet (command times 1..10, now 500). */
+    pn_engine_maintenance_t m;
+    PN_REQUIRE_OK(pn_engine_maintain(fp->engine, 500, 0, &m, err, sizeof err));
+    PN_ASSERT_EQ_INT(m.events_deleted, 0);
+    PN_ASSERT(m.pass_done);
+    uint64_t total = 0;
+    int calls = 0;
+    do {
+        PN_REQUIRE_OK(pn_engine_maintain(fp->engine, 5000, 16, &m, err,
+                                         sizeof err));
+        PN_ASSERT(m.events_deleted <= 16);
+        total += m.events_deleted;
+        PN_REQUIRE(++calls < 1000);
+    } while (!m.pass_done);
+    PN_ASSERT_EQ_INT(total, 200);
+    PN_ASSERT(calls > 200 / 16);
+    pn_engine_stats_t st;
+    pn_engine_get_stats(fp->engine, &st);
+    PN_ASSERT_EQ_INT(st.events_expired, 200);
+    PN_ASSERT_EQ_INT(count_events(fp, "M3|DC1"), 0);
+    close_engine(fp);
+    open_engine(fp, 0);
+    pn_state_t state = read_state(fp, "M3|DC1");
+    PN_ASSERT_EQ_INT(state.version, 10);
+    PN_ASSERT_EQ_INT(state.on_hand, 10);
+    pn_state_clear(&state);
+    pn_engine_result_t r = run(fp, cmd(PN_CMD_UPDATE, "m-3-11", NULL, "M3", 11, 11));
+    PN_ASSERT_EQ_INT(r.event_version, 11);
+    commit(fp, 2);
+    teardown(fp);
+}
+
+static pn_err_t count_event(void *opaque, int64_t version, const void *data,
+                            size_t len) {
+    (void)version;
+    (void)data;
+    (void)len;
+    (*(int *)opaque)++;
+    return PN_ERR_OK;
+}
+
+static int count_events(fixture_t *f, const char *stream) {
+    int n = 0;
+    PN_REQUIRE_OK(pn_store_scan_events(f->store, pn_str_c(stream), 0,
+                                       count_event, &n));
+    return n;
 }
 
 static void test_invalid_commands(void) {
@@ -583,6 +657,8 @@ static const pn_test_case_t engine_cases[] = {
     {"idempotency window by count and time", test_window_by_count_and_time},
     {"expired ids: absent before compaction, gone after",
      test_window_expiry_before_and_after_compaction},
+    {"maintenance expires events in bounded calls",
+     test_maintain_expires_events},
     {"invalid commands", test_invalid_commands},
     {"restore from events", test_restore_from_events},
     {"restore detects a version gap", test_restore_detects_gap},

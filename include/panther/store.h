@@ -310,6 +310,21 @@ PN_MUST_CHECK pn_err_t pn_store_expire_events(pn_store_t *store,
                                               int64_t now_ms,
                                               uint64_t *n_deleted);
 
+/**
+ * pn_store_expire_events in bounded steps: visits snapshots and deletes
+ * events until max_work (snapshots visited + events deleted; at least 2,
+ * so that every step makes progress) is reached, and remembers where it stopped; the next call resumes there.
+ * *pass_done (may be NULL) is true when this step reached the end of the
+ * snapshots (the next starts a new pass from the first). Deletes are
+ * written in chunks, so a step's work lands even if a later step fails.
+ * Owner thread; waits for the write in flight.
+ */
+PN_MUST_CHECK pn_err_t pn_store_expire_events_step(pn_store_t *store,
+                                                   int64_t now_ms,
+                                                   uint64_t max_work,
+                                                   uint64_t *n_deleted,
+                                                   bool *pass_done);
+
 /** Drops everything belonging to streams for which owns() is true (their
  *  times included), and the partition's metadata, in one atomic write. */
 PN_MUST_CHECK pn_err_t pn_store_drop_partition(pn_store_t *store,
