@@ -29,6 +29,7 @@ typedef struct options {
     bool json;
     bool skip_baseline; /* for profiling the engine alone */
     bool maintain;      /* after the run, time pn_engine_maintain passes */
+    uint64_t maintain_work; /* work per call (0 = the engine's default) */
     const char *dir;
 } options_t;
 
@@ -151,8 +152,8 @@ static double cpu_seconds(int who) {
 
 /* Times pn_engine_maintain() calls of the default work until one pass over
  * the store is done, with a "now" that makes every covered event old. */
-static pn_err_t time_maintain(pn_engine_t *engine, engine_result_t *r,
-                              char *err, size_t errsz) {
+static pn_err_t time_maintain(pn_engine_t *engine, size_t work,
+                              engine_result_t *r, char *err, size_t errsz) {
     size_t cap = 1024, n = 0;
     double *ms = malloc(cap * sizeof *ms);
     if (!ms)
@@ -161,7 +162,7 @@ static pn_err_t time_maintain(pn_engine_t *engine, engine_result_t *r,
     pn_err_t e = PN_ERR_OK;
     do {
         double t0 = pn_bench_now();
-        e = pn_engine_maintain(engine, INT64_MAX / 2, 0, &m, err, errsz);
+        e = pn_engine_maintain(engine, INT64_MAX / 2, work, &m, err, errsz);
         double dt = pn_bench_now() - t0;
         r->maintain_total_s += dt;
         r->maintain_deleted += m.events_deleted;
@@ -247,7 +248,7 @@ static int run_engine(const options_t *o, const char *path,
     r->process_cpu_s = cpu_seconds(RUSAGE_SELF) - process_cpu0;
     pn_bench_progress_end(&progress);
     if (!e && o->maintain)
-        e = time_maintain(engine, r, err, sizeof err);
+        e = time_maintain(engine, (size_t)o->maintain_work, r, err, sizeof err);
     if (e) {
         fprintf(stderr, "bench: %s: %s\n", pn_err_name(e), err);
         goto out;
@@ -340,7 +341,8 @@ static void usage(FILE *out) {
             "  --json        print one JSON object instead of a table\n"
             "  --skip-baseline  run the engine only (for profiling)\n"
             "  --maintain    then time pn_engine_maintain calls (default "
-            "work) over one pass\n");
+            "work) over one pass\n"
+            "  --maintain-work W  the same with W units of work per call\n");
 }
 
 static int parse_args(int argc, char **argv, options_t *o) {
@@ -353,6 +355,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
         {"json", no_argument, NULL, 'j'},
         {"skip-baseline", no_argument, NULL, 'k'},
         {"maintain", no_argument, NULL, 'm'},
+        {"maintain-work", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -379,6 +382,14 @@ static int parse_args(int argc, char **argv, options_t *o) {
             o->skip_baseline = true;
         } else if (c == 'm') {
             o->maintain = true;
+        } else if (c == 'w') {
+            o->maintain = true;
+            if (!pn_bench_parse_u64(optarg, &o->maintain_work) ||
+                o->maintain_work == 0) {
+                fprintf(stderr, "panther bench engine: --maintain-work needs "
+                                "a positive integer, not '%s'\n", optarg);
+                return 2;
+            }
         } else if (c == 'h') {
             usage(stdout);
             return -1;
@@ -441,7 +452,9 @@ int pn_bench_engine_main(int argc, char **argv) {
                    ",\"work_per_call\":%u,\"events_deleted\":%" PRIu64
                    ",\"p50_call_ms\":%.3f,\"max_call_ms\":%.3f,"
                    "\"total_s\":%.3f}\n",
-                   r.maintain_calls, PN_ENGINE_DEFAULT_MAINTAIN_WORK,
+                   r.maintain_calls,
+                   o.maintain_work ? (unsigned)o.maintain_work
+                                   : PN_ENGINE_DEFAULT_MAINTAIN_WORK,
                    r.maintain_deleted, r.maintain_p50_ms, r.maintain_max_ms,
                    r.maintain_total_s);
     } else {
@@ -461,7 +474,9 @@ int pn_bench_engine_main(int argc, char **argv) {
             printf("maintain  %" PRIu64 " calls of %u work: %" PRIu64
                    " events deleted, p50 %.2f ms, max %.2f ms per call, "
                    "%.2f s in all\n",
-                   r.maintain_calls, PN_ENGINE_DEFAULT_MAINTAIN_WORK,
+                   r.maintain_calls,
+                   o.maintain_work ? (unsigned)o.maintain_work
+                                   : PN_ENGINE_DEFAULT_MAINTAIN_WORK,
                    r.maintain_deleted, r.maintain_p50_ms, r.maintain_max_ms,
                    r.maintain_total_s);
     }

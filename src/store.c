@@ -193,7 +193,6 @@ static pn_err_t store_configure(pn_store_t *store,
     store->wb = rocksdb_writebatch_create();
     pn_buf_init(&store->key, 2 + PN_STORE_STREAM_MAX + PN_STORE_COMMAND_ID_MAX);
     pn_buf_init(&store->order, SIZE_MAX);
-    pn_buf_init(&store->expire_cursor, PN_STORE_PREFIX_MAX);
     store->path = strdup(opts->path);
     return store->path ? PN_ERR_OK : PN_ERR_NOMEM;
 }
@@ -427,6 +426,7 @@ void pn_store_close(pn_store_t *store) {
     if (!store)
         return;
     pn_store__writer_stop(store);
+    pn_store__expire_pass_end(store); /* its iterators, before the db */
     for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++) {
         if (store->cf[cf])
             rocksdb_column_family_handle_destroy(store->cf[cf]);
@@ -449,7 +449,6 @@ void pn_store_close(pn_store_t *store) {
         rocksdb_writebatch_destroy(store->wb);
     pn_buf_free(&store->key);
     pn_buf_free(&store->order);
-    pn_buf_free(&store->expire_cursor);
     pn_store__filter_reset(&store->filter);
     free(store->path);
     free(store);

@@ -69,9 +69,13 @@ struct pn_store_s {
     rocksdb_writeoptions_t *wo;   /* WAL on; sync per the options */
     rocksdb_writebatch_t *wb;     /* rebuilt by each commit, reused */
     pn_buf_t key;                 /* scratch for dedup keys */
-    pn_buf_t expire_cursor;       /* snapshot key where the next
-                                     pn_store_expire_events_step resumes;
-                                     empty: from the first */
+    /* The pass of pn_store_expire_events_step in progress: its
+     * iterators live from the pass's first step to its last (see
+     * store_maint.c); NULL between passes. */
+    rocksdb_readoptions_t *expire_ro;
+    rocksdb_iterator_t *expire_snaps; /* at the stream to resume with */
+    rocksdb_iterator_t *expire_events;
+    bool expire_resume; /* expire_events stands inside the current stream */
     pn_buf_t order;               /* a commit's records, sorted by key (the
                                      writer's while a write is in flight) */
     /* The writer thread (store_writer.c); the fields below up to the
@@ -192,6 +196,10 @@ typedef void (*pn_store__record_fn)(void *opaque, pn_store_cf_t cf,
                                     const uint8_t *value, size_t vlen);
 void pn_store__batch_foreach(const pn_store_batch_t *batch,
                              pn_store__record_fn fn, void *opaque);
+
+/** Ends the event-expiry pass in progress (its iterators); the next step
+ *  starts a new one. NULL-safe fields; before close and after a drop. */
+void pn_store__expire_pass_end(pn_store_t *store);
 
 /** Tests: compacts the whole dedup family now (the filter runs). */
 void pn_store__test_compact_dedup(pn_store_t *store);

@@ -53,33 +53,44 @@ static bool out_of_work(const expire_events_ctx_t *ctx) {
     return ctx->work >= ctx->max_work;
 }
 
-/* Deletes the old events of one stream with version <= snapshot_version;
- * stops early when out of work (the next step resumes at this stream). */
+/* Deletes the old events of one stream with version <= snapshot_version,
+ * from its first event (seek) or from where the events iterator stands (a
+ * stream the previous step left unfinished). Out of work inside the
+ * stream, it leaves the iterator on the next event to look at and marks
+ * the pass to resume there. */
 static pn_err_t expire_stream(expire_events_ctx_t *ctx, const uint8_t *prefix,
-                              size_t prefix_len, int64_t snapshot_version) {
-    uint8_t first[PN_STORE_EVENT_KEY_MAX];
-    memcpy(first, prefix, prefix_len);
-    pn_be64_write(first + prefix_len, 0);
+                              size_t prefix_len, int64_t snapshot_version,
+                              bool seek) {
     rocksdb_iterator_t *it = ctx->events;
+    if (seek) {
+        uint8_t first[PN_STORE_EVENT_KEY_MAX];
+        memcpy(first, prefix, prefix_len);
+        pn_be64_write(first + prefix_len, 0);
+        rocksdb_iter_seek(it, (const char *)first, prefix_len + 8);
+    }
     pn_err_t err = PN_ERR_OK;
-    for (rocksdb_iter_seek(it, (const char *)first, prefix_len + 8);
-         !err && !out_of_work(ctx) && rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
+    while (!err && rocksdb_iter_valid(it)) {
         size_t klen, vlen;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
         if (klen != prefix_len + 8 || memcmp(k, prefix, prefix_len) != 0 ||
             pn_be64_read(k + prefix_len) > (uint64_t)snapshot_version)
             break;
-        if (vlen < PN_STORE_EVENT_AT_LEN ||
-            (int64_t)pn_be64_read(v) >= ctx->cutoff_ms)
-            continue; /* unreadable time: keep rather than guess */
-        rocksdb_writebatch_delete_cf(ctx->store->wb,
-                                     ctx->store->cf[PN_STORE_CF_EVENTS],
-                                     (const char *)k, klen);
-        ctx->deleted++;
-        ctx->work++;
-        err = maybe_flush(ctx->store, false, "expire events");
+        if (out_of_work(ctx)) {
+            ctx->store->expire_resume = true;
+            break;
+        }
+        /* An unreadable time: keep rather than guess. */
+        if (vlen >= PN_STORE_EVENT_AT_LEN &&
+            (int64_t)pn_be64_read(v) < ctx->cutoff_ms) {
+            rocksdb_writebatch_delete_cf(ctx->store->wb,
+                                         ctx->store->cf[PN_STORE_CF_EVENTS],
+                                         (const char *)k, klen);
+            ctx->deleted++;
+            ctx->work++;
+            err = maybe_flush(ctx->store, false, "expire events");
+        }
+        rocksdb_iter_next(it);
     }
     return err;
 }
@@ -94,44 +105,67 @@ static pn_err_t expire_for_snapshot(expire_events_ctx_t *ctx,
     const char *v = rocksdb_iter_value(snaps, &vlen);
     uint32_t fold;
     int64_t version;
-    ctx->work++;
+    bool resume = ctx->store->expire_resume;
+    ctx->store->expire_resume = false;
+    if (!resume)
+        ctx->work++; /* a visit; a resumed one was counted already */
     if (!pn_store__parse_prefix(k, klen, &stream, &prefix_len) ||
         prefix_len != klen ||
         pn_store__snapshot_peek(v, vlen, &fold, &version) != PN_ERR_OK ||
         fold != ctx->store->fold)
         return PN_ERR_OK;
-    return expire_stream(ctx, (const uint8_t *)k, prefix_len, version);
+    return expire_stream(ctx, (const uint8_t *)k, prefix_len, version,
+                         !resume);
 }
 
-/* Walks the snapshots from the cursor (the stream where the last step
- * stopped) until out of work or at the end; leaves the cursor at the
- * stream to resume with, or empty after a whole pass. */
-static pn_err_t expire_walk(expire_events_ctx_t *ctx, rocksdb_iterator_t *snaps,
-                            bool *pass_done) {
-    pn_store_t *store = ctx->store;
+void pn_store__expire_pass_end(pn_store_t *store) {
+    if (store->expire_events)
+        rocksdb_iter_destroy(store->expire_events);
+    if (store->expire_snaps)
+        rocksdb_iter_destroy(store->expire_snaps);
+    if (store->expire_ro)
+        rocksdb_readoptions_destroy(store->expire_ro);
+    store->expire_events = NULL;
+    store->expire_snaps = NULL;
+    store->expire_ro = NULL;
+    store->expire_resume = false;
+}
+
+/*
+ * A pass keeps its two iterators from its first step to its last rather
+ * than making them per step: creating an iterator over the events
+ * family's vector memtable copies and sorts that memtable (~70 ms for a
+ * full one), which would be the whole cost of a small step. The price is
+ * that a pass reads the database as of its start: it pins the memtables
+ * and tables of that moment (at most MAX_WRITE_BUFFERS memtables per
+ * family beyond the budget) until it ends, and does not see later writes,
+ * which is safe: later events are young, and a snapshot it reads is older
+ * than the current one, so it covers fewer events, never more.
+ */
+static void expire_pass_begin(pn_store_t *store) {
+    store->expire_ro = maint_ro();
+    store->expire_snaps = rocksdb_create_iterator_cf(
+        store->db, store->expire_ro, store->cf[PN_STORE_CF_SNAPSHOTS]);
+    store->expire_events = rocksdb_create_iterator_cf(
+        store->db, store->expire_ro, store->cf[PN_STORE_CF_EVENTS]);
+    rocksdb_iter_seek_to_first(store->expire_snaps);
+}
+
+/* Walks the snapshots from where the pass stands until out of work or at
+ * the end; *pass_done when the end was reached. */
+static pn_err_t expire_walk(expire_events_ctx_t *ctx, bool *pass_done) {
+    rocksdb_iterator_t *snaps = ctx->store->expire_snaps;
     pn_err_t err = PN_ERR_OK;
-    if (store->expire_cursor.len)
-        rocksdb_iter_seek(snaps, (const char *)store->expire_cursor.data,
-                          store->expire_cursor.len);
-    else
-        rocksdb_iter_seek_to_first(snaps);
     while (!err && !out_of_work(ctx) && rocksdb_iter_valid(snaps)) {
         err = expire_for_snapshot(ctx, snaps);
-        if (!out_of_work(ctx))
-            rocksdb_iter_next(snaps); /* else: it may be unfinished */
+        if (!ctx->store->expire_resume)
+            rocksdb_iter_next(snaps); /* else: the stream is unfinished */
     }
     if (!err)
-        err = pn_store__iter_done(store, snaps, "expire events");
-    *pass_done = !err && !rocksdb_iter_valid(snaps);
-    pn_buf_reset(&store->expire_cursor);
-    if (!err && !*pass_done) {
-        /* Resume at the stream under the iterator: the one cut short, or
-         * the next. Its deleted events are gone, so a revisit is cheap. */
-        size_t klen;
-        const char *k = rocksdb_iter_key(snaps, &klen);
-        if (pn_buf_append(&store->expire_cursor, k, klen) != PN_ERR_OK)
-            pn_buf_reset(&store->expire_cursor); /* restart the pass */
-    }
+        err = pn_store__iter_done(ctx->store, snaps, "expire events");
+    if (!err)
+        err = pn_store__iter_done(ctx->store, ctx->events, "expire events");
+    *pass_done = err || !rocksdb_iter_valid(snaps);
     return err;
 }
 
@@ -144,7 +178,7 @@ pn_err_t pn_store_expire_events_step(pn_store_t *store, int64_t now_ms,
         *pass_done = true;
     if (!store || max_work == 0)
         return PN_ERR_INVALID_ARG;
-    pn_store__wait_idle(store); /* store->wb, and a scan of every write */
+    pn_store__wait_idle(store); /* store->wb */
     /* At least a visit and a delete: every step then makes progress (it
      * deletes an event or moves past a snapshot), so steps never stall. */
     expire_events_ctx_t ctx = {store, NULL, 0, 0, 0,
@@ -152,24 +186,17 @@ pn_err_t pn_store_expire_events_step(pn_store_t *store, int64_t now_ms,
     if (store->retention_ms <= 0 ||
         __builtin_sub_overflow(now_ms, store->retention_ms, &ctx.cutoff_ms))
         return PN_ERR_OK;
-    rocksdb_readoptions_t *ro = maint_ro();
-    rocksdb_iterator_t *snaps = rocksdb_create_iterator_cf(
-        store->db, ro, store->cf[PN_STORE_CF_SNAPSHOTS]);
-    ctx.events =
-        rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_EVENTS]);
+    if (!store->expire_snaps)
+        expire_pass_begin(store);
+    ctx.events = store->expire_events;
     rocksdb_writebatch_clear(store->wb);
     bool done = true;
-    pn_err_t err = expire_walk(&ctx, snaps, &done);
-    if (!err)
-        err = pn_store__iter_done(store, ctx.events, "expire events");
+    pn_err_t err = expire_walk(&ctx, &done);
     if (!err)
         err = maybe_flush(store, true, "expire events");
-    if (err)
-        pn_buf_reset(&store->expire_cursor); /* start over next time */
+    if (err || done)
+        pn_store__expire_pass_end(store); /* a failure: start over */
     rocksdb_writebatch_clear(store->wb);
-    rocksdb_iter_destroy(ctx.events);
-    rocksdb_iter_destroy(snaps);
-    rocksdb_readoptions_destroy(ro);
     if (n_deleted)
         *n_deleted = err ? 0 : ctx.deleted;
     if (pass_done)
@@ -180,7 +207,7 @@ pn_err_t pn_store_expire_events_step(pn_store_t *store, int64_t now_ms,
 pn_err_t pn_store_expire_events(pn_store_t *store, int64_t now_ms,
                                 uint64_t *n_deleted) {
     if (store)
-        pn_buf_reset(&store->expire_cursor); /* a whole pass, from the top */
+        pn_store__expire_pass_end(store); /* a whole pass, from the top */
     return pn_store_expire_events_step(store, now_ms, UINT64_MAX, n_deleted,
                                        NULL);
 }
@@ -272,6 +299,8 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
     if (!store || !owns || partition < 0)
         return PN_ERR_INVALID_ARG;
     pn_store__wait_idle(store); /* store->wb, and a scan of every write */
+    /* A pass in progress reads the partition's old snapshots: restart. */
+    pn_store__expire_pass_end(store);
     drop_ctx_t ctx = {store, owns, opaque, maint_ro()};
     rocksdb_writebatch_clear(store->wb);
     pn_err_t err = drop_streams(&ctx, PN_STORE_CF_EVENTS);

@@ -317,7 +317,11 @@ PN_MUST_CHECK pn_err_t pn_store_expire_events(pn_store_t *store,
  * *pass_done (may be NULL) is true when this step reached the end of the
  * snapshots (the next starts a new pass from the first). Deletes are
  * written in chunks, so a step's work lands even if a later step fails.
- * Owner thread; waits for the write in flight.
+ * A pass reads the database as of its first step (it keeps its iterators
+ * between steps; this pins that moment's memtables and tables until the
+ * pass ends), so call steps often enough that a pass ends in seconds to
+ * minutes. pn_store_drop_partition() and pn_store_expire_events() end a
+ * pass in progress. Owner thread; waits for the write in flight.
  */
 PN_MUST_CHECK pn_err_t pn_store_expire_events_step(pn_store_t *store,
                                                    int64_t now_ms,
