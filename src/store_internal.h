@@ -201,6 +201,12 @@ void pn_store__batch_foreach(const pn_store_batch_t *batch,
  *  starts a new one. NULL-safe fields; before close and after a drop. */
 void pn_store__expire_pass_end(pn_store_t *store);
 
+/** Turns RocksDB's per-thread perf counters off for the calling thread
+ * (they are on by default, and nothing reads them here): every memtable
+ * insert and Get otherwise pays thread-local accesses to them, which in
+ * a shared librocksdb go through __tls_get_addr. */
+void pn_store__quiet_perf_context(void);
+
 /** Tests: compacts the whole dedup family now (the filter runs). */
 void pn_store__test_compact_dedup(pn_store_t *store);
 

@@ -68,6 +68,7 @@ static bool may_start(const pn_store_t *store) {
 
 static void *writer_main(void *arg) {
     pn_store_t *store = arg;
+    pn_store__quiet_perf_context();
     pthread_mutex_lock(&store->wlock);
     for (;;) {
         while (!store->writer_stop && !may_start(store))
