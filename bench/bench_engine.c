@@ -28,6 +28,8 @@ typedef struct options {
     uint64_t seed;
     bool json;
     bool skip_baseline; /* for profiling the engine alone */
+    bool maintain;      /* after the run, time pn_engine_maintain passes */
+    uint64_t maintain_work; /* work per call (0 = the engine's default) */
     const char *dir;
 } options_t;
 
@@ -131,6 +133,12 @@ typedef struct engine_result {
     uint64_t keys;
     uint64_t bytes;
     pn_engine_stats_t stats;
+    /* --maintain: one whole pass of default-work calls over the store */
+    uint64_t maintain_calls;
+    uint64_t maintain_deleted;
+    double maintain_p50_ms;
+    double maintain_max_ms;
+    double maintain_total_s;
 } engine_result_t;
 
 /* CPU seconds (user + system) of the calling thread, or of the process. */
@@ -140,6 +148,41 @@ static double cpu_seconds(int who) {
         return 0;
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Times pn_engine_maintain() calls of the default work until one pass over
+ * the store is done, with a "now" that makes every covered event old. */
+static pn_err_t time_maintain(pn_engine_t *engine, size_t work,
+                              engine_result_t *r, char *err, size_t errsz) {
+    size_t cap = 1024, n = 0;
+    double *ms = malloc(cap * sizeof *ms);
+    if (!ms)
+        return PN_ERR_NOMEM;
+    pn_engine_maintenance_t m = {0};
+    pn_err_t e = PN_ERR_OK;
+    do {
+        double t0 = pn_bench_now();
+        e = pn_engine_maintain(engine, INT64_MAX / 2, work, &m, err, errsz);
+        double dt = pn_bench_now() - t0;
+        r->maintain_total_s += dt;
+        r->maintain_deleted += m.events_deleted;
+        if (n == cap) {
+            double *grown = realloc(ms, 2 * cap * sizeof *ms);
+            if (!grown) {
+                e = PN_ERR_NOMEM;
+                break;
+            }
+            ms = grown;
+            cap *= 2;
+        }
+        ms[n++] = dt * 1e3;
+        if (dt * 1e3 > r->maintain_max_ms)
+            r->maintain_max_ms = dt * 1e3;
+    } while (!e && !m.pass_done);
+    r->maintain_calls = n;
+    r->maintain_p50_ms = pn_bench_percentile(ms, n, 0.5);
+    free(ms);
+    return e;
 }
 
 static int run_engine(const options_t *o, const char *path,
@@ -159,7 +202,10 @@ static int run_engine(const options_t *o, const char *path,
     in.offsets = calloc(o->batch + 1, sizeof *in.offsets);
     pn_buf_init(&in.bytes, SIZE_MAX);
     pn_codec_config_t cc = {0};
-    pn_store_options_t so = {.path = path};
+    /* --maintain: a retention, so that the passes after the run have
+     * events to drop (nothing expires during the timed part). */
+    pn_store_options_t so = {.path = path,
+                             .event_retention_ms = o->maintain ? 1 : 0};
     if (!batch_ms || !g.seen || !g.last_order || !in.offsets) {
         fprintf(stderr, "bench: out of memory\n");
         goto out;
@@ -201,6 +247,8 @@ static int run_engine(const options_t *o, const char *path,
     }
     r->process_cpu_s = cpu_seconds(RUSAGE_SELF) - process_cpu0;
     pn_bench_progress_end(&progress);
+    if (!e && o->maintain)
+        e = time_maintain(engine, (size_t)o->maintain_work, r, err, sizeof err);
     if (e) {
         fprintf(stderr, "bench: %s: %s\n", pn_err_name(e), err);
         goto out;
@@ -291,7 +339,10 @@ static void usage(FILE *out) {
             "  --seed X      generator seed (default 1)\n"
             "  --dir D       where the stores go (default $TMPDIR or /tmp)\n"
             "  --json        print one JSON object instead of a table\n"
-            "  --skip-baseline  run the engine only (for profiling)\n");
+            "  --skip-baseline  run the engine only (for profiling)\n"
+            "  --maintain    then time pn_engine_maintain calls (default "
+            "work) over one pass\n"
+            "  --maintain-work W  the same with W units of work per call\n");
 }
 
 static int parse_args(int argc, char **argv, options_t *o) {
@@ -303,6 +354,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
         {"dir", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},
         {"skip-baseline", no_argument, NULL, 'k'},
+        {"maintain", no_argument, NULL, 'm'},
+        {"maintain-work", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -327,6 +380,16 @@ static int parse_args(int argc, char **argv, options_t *o) {
             o->json = true;
         } else if (c == 'k') {
             o->skip_baseline = true;
+        } else if (c == 'm') {
+            o->maintain = true;
+        } else if (c == 'w') {
+            o->maintain = true;
+            if (!pn_bench_parse_u64(optarg, &o->maintain_work) ||
+                o->maintain_work == 0) {
+                fprintf(stderr, "panther bench engine: --maintain-work needs "
+                                "a positive integer, not '%s'\n", optarg);
+                return 2;
+            }
         } else if (c == 'h') {
             usage(stdout);
             return -1;
@@ -384,6 +447,16 @@ int pn_bench_engine_main(int argc, char **argv) {
                r.process_cpu_s * 1e6 / (double)o.commands, r.stats.events,
                r.stats.rejected, r.keys, r.bytes, r.stats.cache_hits,
                r.stats.cache_misses);
+        if (o.maintain)
+            printf("{\"bench\":\"engine_maintain\",\"calls\":%" PRIu64
+                   ",\"work_per_call\":%u,\"events_deleted\":%" PRIu64
+                   ",\"p50_call_ms\":%.3f,\"max_call_ms\":%.3f,"
+                   "\"total_s\":%.3f}\n",
+                   r.maintain_calls,
+                   o.maintain_work ? (unsigned)o.maintain_work
+                                   : PN_ENGINE_DEFAULT_MAINTAIN_WORK,
+                   r.maintain_deleted, r.maintain_p50_ms, r.maintain_max_ms,
+                   r.maintain_total_s);
     } else {
         printf("engine    %12.0f commands/s  (p99 batch %.2f ms, peak RSS %.1f MiB)\n"
                "baseline  %12.0f commands/s  (raw RocksDB, same keys and bytes)\n"
@@ -397,6 +470,15 @@ int pn_bench_engine_main(int argc, char **argv) {
                r.engine_cpu_s * 1e6 / (double)o.commands,
                r.process_cpu_s * 1e6 / (double)o.commands, o.commands, o.streams, o.batch, r.stats.events, r.stats.rejected,
                r.keys, r.bytes);
+        if (o.maintain)
+            printf("maintain  %" PRIu64 " calls of %u work: %" PRIu64
+                   " events deleted, p50 %.2f ms, max %.2f ms per call, "
+                   "%.2f s in all\n",
+                   r.maintain_calls,
+                   o.maintain_work ? (unsigned)o.maintain_work
+                                   : PN_ENGINE_DEFAULT_MAINTAIN_WORK,
+                   r.maintain_deleted, r.maintain_p50_ms, r.maintain_max_ms,
+                   r.maintain_total_s);
     }
     return 0;
 }

@@ -96,11 +96,10 @@ pn_err_t pn_engine_new(const pn_engine_options_t *opts, pn_engine_t **enginep,
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
     engine->store = opts->store;
     engine->codec = opts->codec;
-    engine->window_commands = opts->window_commands
-                                  ? opts->window_commands
-                                  : PN_ENGINE_DEFAULT_WINDOW_COMMANDS;
-    engine->window_ms = opts->window_ms ? opts->window_ms
-                                        : PN_ENGINE_DEFAULT_WINDOW_MS;
+    /* The store's window: its compaction expires entries by it, so the
+     * engine must not count on a wider one. */
+    pn_store_dedup_window(opts->store, &engine->window_commands,
+                          &engine->window_ms);
     engine->cache = pn_state_cache_new(opts->state_cache_streams
                                            ? opts->state_cache_streams
                                            : PN_ENGINE_DEFAULT_CACHE_STREAMS);
@@ -374,11 +373,12 @@ static pn_err_t dedup_key(pn_engine_t *engine, pn_str_t stream_key,
     return err;
 }
 
+/* An entry outside the window counts as absent, whether compaction has
+ * dropped it yet or not (DESIGN.md section 4). */
 static bool in_window(const pn_engine_t *engine, const pn_partition_meta_t *meta,
                       const pn_dedup_entry_t *entry) {
-    bool recent_count = meta->dedup_seq - entry->seq <= engine->window_commands;
-    bool recent_time = meta->dedup_max_at_ms - entry->at_ms <= engine->window_ms;
-    return recent_count || recent_time;
+    return !pn_store_dedup_expired(engine->window_commands, engine->window_ms,
+                                   meta, entry);
 }
 
 /* The outcome this stream gave to id inside the window, or NULL. */
@@ -839,6 +839,35 @@ pn_err_t pn_engine_checkpoint(pn_engine_t *engine, int32_t partition,
     if (err)
         return err;
     *events_offset = slot->committed.events_offset;
+    return PN_ERR_OK;
+}
+
+pn_err_t pn_engine_maintain(pn_engine_t *engine, int64_t now_ms,
+                            size_t max_work, pn_engine_maintenance_t *result,
+                            char *errstr, size_t errstr_size) {
+    if (result)
+        memset(result, 0, sizeof *result);
+    if (errstr && errstr_size)
+        errstr[0] = '\0';
+    pn_err_t err = sync_write(engine, errstr, errstr_size);
+    if (err)
+        return err;
+    uint64_t deleted = 0;
+    bool pass_done = true;
+    /* Only events a current snapshot covers go, so no state the engine
+     * holds or may load depends on them. */
+    err = pn_store_expire_events_step(
+        engine->store, now_ms,
+        max_work ? (uint64_t)max_work : PN_ENGINE_DEFAULT_MAINTAIN_WORK,
+        &deleted, &pass_done);
+    if (err)
+        return pn_err_set(errstr, errstr_size, err, "expiring events: %s",
+                          pn_store_last_error(engine->store));
+    engine->stats.events_expired += deleted;
+    if (result) {
+        result->events_deleted = deleted;
+        result->pass_done = pass_done;
+    }
     return PN_ERR_OK;
 }
 

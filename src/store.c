@@ -49,8 +49,8 @@ struct pn_store_batch_s {
  * hold MAX_WRITE_BUFFERS memtables, so shares sum to the whole budget. */
 static const unsigned cf_write_share[PN_STORE_CF__COUNT] = {
     [PN_STORE_CF_DEFAULT] = 1, [PN_STORE_CF_EVENTS] = 4,
-    [PN_STORE_CF_SNAPSHOTS] = 3, [PN_STORE_CF_DEDUP] = 3,
-    [PN_STORE_CF_DEDUP_INDEX] = 1, [PN_STORE_CF_META] = 1};
+    [PN_STORE_CF_SNAPSHOTS] = 3, [PN_STORE_CF_DEDUP] = 4,
+    [PN_STORE_CF_META] = 1};
 #define WRITE_SHARES_TOTAL 13
 
 /* --- errors ------------------------------------------------------------- */
@@ -136,11 +136,15 @@ static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
     rocksdb_options_set_compression(o, rocksdb_lz4_compression);
     rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
     bool point_reads = cf == PN_STORE_CF_SNAPSHOTS || cf == PN_STORE_CF_DEDUP;
-    if (cf == PN_STORE_CF_DEDUP_INDEX || cf == PN_STORE_CF_EVENTS)
-        /* Appended once per command or event and only scanned by expiry
-         * and by a rare rebuild: an unsorted memtable makes the insert
-         * O(1), sorted at flush. */
+    if (cf == PN_STORE_CF_EVENTS)
+        /* Appended once per event and only scanned by expiry and by a
+         * rare rebuild: an unsorted memtable makes the insert O(1),
+         * sorted at flush. */
         rocksdb_options_set_memtable_vector_rep(o);
+    if (cf == PN_STORE_CF_DEDUP)
+        /* Entries outside the idempotency window go at compaction
+         * (store_dedup.c). The options do not own the filter. */
+        rocksdb_options_set_compaction_filter(o, store->marks.filter);
     if (point_reads) {
         /* Most dedup lookups miss (a new command id), and so do snapshot
          * lookups of new streams: a memtable bloom answers them without
@@ -164,6 +168,9 @@ static pn_err_t store_configure(pn_store_t *store,
     store->fold = opts->fold_format_version ? opts->fold_format_version
                                             : PN_FOLD_FORMAT_VERSION;
     store->retention_ms = opts->event_retention_ms;
+    pn_err_t err = pn_store__marks_init(store, opts);
+    if (err)
+        return err;
     store->cache = cache_create(cache_bytes);
     store->db_opts = rocksdb_options_create();
     rocksdb_options_t *o = store->db_opts;
@@ -262,7 +269,15 @@ static pn_err_t check_column_families(pn_store_t *store, char *errstr,
     }
     pn_err_t err = PN_ERR_OK;
     for (size_t i = 0; i < n && !err; i++)
-        if (cf_index(names[i]) < 0)
+        if (strcmp(names[i], PN_STORE_V1_DEDUP_INDEX_CF) == 0)
+            /* Format 1 (its dedup index family): say so in the words of
+             * a format version mismatch, which is what it is. */
+            err = pn_err_set(errstr, errstr_size, PN_ERR_STORE_VERSION,
+                             "%s: store format version 1, this build reads "
+                             "version %u (delete the directory: it is "
+                             "restored from the events topic)",
+                             store->path, PN_STORE_FORMAT_VERSION);
+        else if (cf_index(names[i]) < 0)
             err = pn_err_set(errstr, errstr_size, PN_ERR_STORE_VERSION,
                              "%s: unknown column family \"%s\" (written by "
                              "another version of Panther?)",
@@ -373,8 +388,14 @@ static pn_err_t check_format(pn_store_t *store, char *errstr,
     return PN_ERR_OK;
 }
 
+void pn_store__quiet_perf_context(void) {
+    rocksdb_set_perf_level(1 /* kDisable */);
+}
+
 pn_err_t pn_store_open(const pn_store_options_t *opts, pn_store_t **storep,
                        char *errstr, size_t errstr_size) {
+    /* The owner thread's reads (see pn_store__quiet_perf_context). */
+    pn_store__quiet_perf_context();
     if (storep)
         *storep = NULL;
     if (!storep || !opts || !opts->path || !*opts->path ||
@@ -397,6 +418,8 @@ pn_err_t pn_store_open(const pn_store_options_t *opts, pn_store_t **storep,
         err = open_db(store, exists, errstr, errstr_size);
     if (!err)
         err = check_format(store, errstr, errstr_size);
+    if (!err && (err = pn_store__marks_load(store)))
+        pn_err_set(errstr, errstr_size, err, "%s", store->last_error);
     if (err) {
         pn_store_close(store);
         return err;
@@ -409,6 +432,7 @@ void pn_store_close(pn_store_t *store) {
     if (!store)
         return;
     pn_store__writer_stop(store);
+    pn_store__expire_pass_end(store); /* its iterators, before the db */
     for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++) {
         if (store->cf[cf])
             rocksdb_column_family_handle_destroy(store->cf[cf]);
@@ -417,6 +441,8 @@ void pn_store_close(pn_store_t *store) {
     }
     if (store->db)
         rocksdb_close(store->db);
+    /* Compactions are over: the filter and its table may go. */
+    pn_store__marks_free(store);
     if (store->db_opts)
         rocksdb_options_destroy(store->db_opts);
     if (store->cache)
@@ -912,7 +938,6 @@ pn_err_t pn_store_batch_put_snapshot(pn_store_batch_t *batch,
     return PN_ERR_OK;
 }
 
-/* Two records, the entry and its index key, or neither. */
 pn_err_t pn_store_batch_put_dedup(pn_store_batch_t *batch, pn_str_t stream_key,
                                   pn_str_t command_id,
                                   const pn_dedup_entry_t *entry) {
@@ -928,14 +953,6 @@ pn_err_t pn_store_batch_put_dedup(pn_store_batch_t *batch, pn_str_t stream_key,
         err = pn_store__dedup_key(log, stream_key, command_id);
     if (!err)
         err = record_end(batch, PN_STORE_CF_DEDUP, key_start, v, vlen);
-    if (!err)
-        err = record_begin(batch, &key_start);
-    if (!err)
-        err = pn_store__dedup_index_key(log, stream_key, command_id,
-                                        entry->partition, entry->seq,
-                                        entry->at_ms);
-    if (!err)
-        err = record_end(batch, PN_STORE_CF_DEDUP_INDEX, key_start, NULL, 0);
     if (err) {
         log->len = start;
         batch->count = count;
@@ -1038,6 +1055,26 @@ static pn_err_t sorted_records(pn_store_t *store, pn_store_batch_t *batch,
     return PN_ERR_OK;
 }
 
+void pn_store__batch_foreach(const pn_store_batch_t *batch,
+                             pn_store__record_fn fn, void *opaque) {
+    const uint8_t *p = batch->log.data, *end = p + batch->log.len;
+    for (size_t n = 0; p < end && n < batch->count; n++) {
+        size_t klen = pn_be32_read(p + 1), vlen = pn_be32_read(p + 5);
+        fn(opaque, (pn_store_cf_t)p[0], p + RECORD_HEAD, klen,
+           p + RECORD_HEAD + klen, vlen);
+        p += RECORD_HEAD + klen + vlen;
+    }
+}
+
+static void filter_add_record(void *opaque, pn_store_cf_t cf,
+                              const uint8_t *key, size_t klen,
+                              const uint8_t *value, size_t vlen) {
+    (void)value;
+    (void)vlen;
+    if (cf == PN_STORE_CF_DEDUP)
+        (void)pn_store__filter_add(opaque, key, klen);
+}
+
 /* Adds the batch's dedup keys to the idempotency filter. Owner thread,
  * before the write is issued: a lookup must never miss a stored key. A
  * failed add drops the filter rather than leave it short. */
@@ -1045,13 +1082,8 @@ void pn_store__filter_add_batch(pn_store_t *store,
                                 const pn_store_batch_t *batch) {
     if (!store->filter.ready)
         return;
-    const uint8_t *p = batch->log.data, *end = p + batch->log.len;
-    for (size_t n = 0; p < end && n < batch->count; n++) {
-        size_t klen = pn_be32_read(p + 1), vlen = pn_be32_read(p + 5);
-        if (p[0] == PN_STORE_CF_DEDUP)
-            (void)pn_store__filter_add(&store->filter, p + RECORD_HEAD, klen);
-        p += RECORD_HEAD + klen + vlen;
-    }
+    pn_store__batch_foreach(batch, filter_add_record, &store->filter);
+    pn_store__filter_check_bound(store);
 }
 
 void pn_store__batch_swap(pn_store_batch_t *a, pn_store_batch_t *b) {
@@ -1100,6 +1132,8 @@ pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
     char *rerr = NULL;
     rocksdb_write(store->db, store->wo, store->wb, &rerr);
     rocksdb_writebatch_clear(store->wb);
-    return rerr ? pn_store__fail(store, rerr, "commit", errstr, errstr_size)
-                : PN_ERR_OK;
+    if (rerr)
+        return pn_store__fail(store, rerr, "commit", errstr, errstr_size);
+    pn_store__marks_note_batch(store, batch);
+    return PN_ERR_OK;
 }

@@ -11,12 +11,11 @@
  * has no false negatives as long as every stored key was added, which is
  * the store's side of the contract (see store.c): it is built from a scan
  * of the dedup family, and every committed dedup key is added before its
- * write is issued. Deletions (expiry, dropping a partition) are not
- * removed from it: they only become false positives, which fall through to
- * the Get; the store drops the filter and rebuilds it when too many have
- * accumulated, so memory follows the live entries (about
- * FILTER_BITS_PER_KEY / 8 bytes per entry, at most twice that after
- * doubling).
+ * write is issued. Deletions (compaction expiry, dropping a partition) are
+ * not removed from it: they only become false positives, which fall
+ * through to the Get; the store drops the filter and rebuilds it when too
+ * many have accumulated (pn_store__filter_check_bound), so memory follows
+ * the live entries.
  */
 #include "store_internal.h"
 
@@ -32,6 +31,8 @@
 #define BLOCK_WORDS 8 /* 512-bit blocks: one cache line per lookup per part */
 #define FILTER_MIN_KEYS ((uint64_t)1 << 16)
 #define BUILD_LOG_KEYS 100000u
+#define FILTER_REBUILD_FACTOR 2
+#define FILTER_CHECK_SHARE 8
 
 static uint64_t mix(uint64_t h) {
     h ^= h >> 33;
@@ -115,14 +116,34 @@ bool pn_store__filter_may_contain(const pn_store_filter_t *f, const void *key,
     return false;
 }
 
-void pn_store__filter_note_deleted(pn_store_filter_t *f, uint64_t n) {
-    if (!f->ready)
+/*
+ * Compaction expires entries without telling the filter, so it keeps
+ * every key added since its build. Bound: once it holds more than
+ * FILTER_REBUILD_FACTOR times the keys the dedup family still has
+ * (RocksDB's estimate, which counts expired entries not compacted yet, so
+ * it never undercounts the live ones), drop it; the next lookup rebuilds
+ * it from the family, i.e. from the live entries. With a steady window of
+ * W entries that is a rebuild every ~W new ids, and the filter never holds
+ * more than about FILTER_REBUILD_FACTOR x the stored keys (memory
+ * FILTER_BITS_PER_KEY / 8 bytes a key, twice that after doubling). While
+ * nothing expires, the added keys are all stored and it is never rebuilt.
+ * The estimate is read every FILTER_CHECK_SHARE-th of it, not per batch.
+ */
+void pn_store__filter_check_bound(pn_store_t *store) {
+    pn_store_filter_t *f = &store->filter;
+    if (!f->ready || f->keys < f->next_check)
         return;
-    f->deleted += n;
-    /* More than half of what it holds is gone: rebuild it (lazily, at the
-     * next lookup) to the live entries. */
-    if (f->deleted * 2 > f->keys)
+    uint64_t live = 0;
+    if (rocksdb_property_int_cf(store->db, store->cf[PN_STORE_CF_DEDUP],
+                                "rocksdb.estimate-num-keys", &live) != 0)
+        live = f->keys; /* unknown: assume all live, keep the filter */
+    if (live < FILTER_MIN_KEYS)
+        live = FILTER_MIN_KEYS;
+    if (f->keys > FILTER_REBUILD_FACTOR * live) {
         pn_store__filter_reset(f);
+        return;
+    }
+    f->next_check = f->keys + live / FILTER_CHECK_SHARE;
 }
 
 static double now_s(void) {

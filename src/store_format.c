@@ -7,12 +7,11 @@
 #include <string.h>
 
 const char *const pn_store__cf_names[PN_STORE_CF__COUNT] = {
-    "default", "events", "snapshots", "dedup", "dedup_index", "meta"};
+    "default", "events", "snapshots", "dedup", "meta"};
 
 /* Layout byte of the dedup and meta values. */
 #define VALUE_LAYOUT 1u
 #define VARINT_MAX 10
-#define SIGN_BIT ((uint64_t)1 << 63)
 
 /* --- varints ------------------------------------------------------------ */
 
@@ -138,18 +137,6 @@ size_t pn_store__stream_time_key(uint8_t *out, pn_str_t stream_key) {
     return 1 + pn_store__prefix(out + 1, stream_key);
 }
 
-void pn_store__dedup_index_head(uint8_t *out, int32_t partition) {
-    pn_be32_write(out, (uint32_t)partition);
-}
-
-size_t pn_store__dedup_index_at(uint8_t *out, int32_t partition,
-                                int64_t at_ms) {
-    pn_store__dedup_index_head(out, partition);
-    /* Flipping the sign bit makes signed times sort as unsigned bytes. */
-    pn_be64_write(out + 4, (uint64_t)at_ms ^ SIGN_BIT);
-    return PN_STORE_DEDUP_INDEX_SEQ_AT;
-}
-
 pn_err_t pn_store__dedup_key(pn_buf_t *out, pn_str_t stream_key,
                              pn_str_t command_id) {
     if (!pn_store__stream_ok(stream_key) ||
@@ -163,36 +150,6 @@ pn_err_t pn_store__dedup_key(pn_buf_t *out, pn_str_t stream_key,
     if (command_id.len > 0)
         memcpy(out->data + out->len, command_id.ptr, command_id.len);
     out->len += command_id.len;
-    return PN_ERR_OK;
-}
-
-pn_err_t pn_store__dedup_index_key(pn_buf_t *out, pn_str_t stream_key,
-                                   pn_str_t command_id, int32_t partition,
-                                   uint64_t seq, int64_t at_ms) {
-    uint8_t head[PN_STORE_DEDUP_INDEX_HEAD];
-    size_t n = pn_store__dedup_index_at(head, partition, at_ms);
-    pn_be64_write(head + n, seq);
-    pn_err_t err = pn_buf_append(out, head, sizeof head);
-    return err ? err : pn_store__dedup_key(out, stream_key, command_id);
-}
-
-pn_err_t pn_store__dedup_index_parse(const void *key, size_t len,
-                                     int32_t *partition, int64_t *at_ms,
-                                     uint64_t *seq, const uint8_t **entry_key,
-                                     size_t *entry_key_len) {
-    const uint8_t *k = key;
-    pn_str_t stream;
-    size_t prefix_len;
-    if (len < PN_STORE_DEDUP_INDEX_HEAD ||
-        !pn_store__parse_prefix(k + PN_STORE_DEDUP_INDEX_HEAD,
-                                len - PN_STORE_DEDUP_INDEX_HEAD, &stream,
-                                &prefix_len))
-        return PN_ERR_STORE_CORRUPT;
-    *partition = (int32_t)pn_be32_read(k);
-    *at_ms = (int64_t)(pn_be64_read(k + 4) ^ SIGN_BIT);
-    *seq = pn_be64_read(k + PN_STORE_DEDUP_INDEX_SEQ_AT);
-    *entry_key = k + PN_STORE_DEDUP_INDEX_HEAD;
-    *entry_key_len = len - PN_STORE_DEDUP_INDEX_HEAD;
     return PN_ERR_OK;
 }
 

@@ -18,13 +18,11 @@
  *   value  [u8 layout = 1] zigzag partition, varint seq, zigzag at_ms,
  *          u8 command type, u8 status, u8 reason + 1, u8 duplicate,
  *          zigzag version, on_hand, reserved, available
- * Column family "dedup_index"
- *   key    [u32 BE partition][u64 BE at_ms ^ 2^63][u64 BE seq]
- *          [u16 BE n][stream key][command id]   (the dedup key it names)
- *   value  empty
- *   Orders a partition's entries by command time so that expiry reads only
- *   the entries that may expire. Only ever scanned, never looked up, so
- *   it lives in its own family with an append-only (vector) memtable.
+ *   An entry expires by itself: the family's compaction filter
+ *   (store_dedup.c) drops it once it is outside the idempotency window of
+ *   its partition, read from the value's partition, seq and at_ms. (Format
+ *   version 1 also kept a "dedup_index" family ordering entries by time for
+ *   an explicit expiry pass; version 2 has none.)
  * Column family "meta"
  *   "format"                  -> u32 BE store format version
  *   "p" + u32 BE partition    -> [u8 layout = 1] zigzag events_offset,
@@ -51,7 +49,10 @@
 
 /** Version of the whole layout above, kept under meta "format". Bump on any
  *  incompatible change; a store of another version is refused on open. */
-#define PN_STORE_FORMAT_VERSION 1u
+#define PN_STORE_FORMAT_VERSION 2u
+/** The column family only format version 1 had: its presence names the
+ *  version of a store too old to open. */
+#define PN_STORE_V1_DEDUP_INDEX_CF "dedup_index"
 
 #define PN_STORE_META_FORMAT_KEY "format"
 #define PN_STORE_META_PARTITION_TAG 'p'
@@ -59,9 +60,6 @@
 #define PN_STORE_META_STREAM_TAG 's'
 #define PN_STORE_STREAM_TIME_KEY_MAX (1 + PN_STORE_PREFIX_MAX)
 #define PN_STORE_STREAM_TIME_LEN 9
-/* partition + at + seq */
-#define PN_STORE_DEDUP_INDEX_HEAD 20
-#define PN_STORE_DEDUP_INDEX_SEQ_AT 12
 
 /** Longest stream key the store accepts (any valid canonical key fits). */
 #define PN_STORE_STREAM_MAX (PN_STREAM_KEY_MAX - 1)
@@ -78,7 +76,6 @@ typedef enum {
     PN_STORE_CF_EVENTS,
     PN_STORE_CF_SNAPSHOTS,
     PN_STORE_CF_DEDUP,
-    PN_STORE_CF_DEDUP_INDEX,
     PN_STORE_CF_META,
     PN_STORE_CF__COUNT
 } pn_store_cf_t;
@@ -121,31 +118,9 @@ void pn_store__partition_key(uint8_t *out, int32_t partition);
  *  length (PN_STORE_STREAM_TIME_KEY_MAX bytes suffice). */
 size_t pn_store__stream_time_key(uint8_t *out, pn_str_t stream_key);
 
-/** Writes [u32 BE partition] (4 bytes), the head of the partition's dedup
- *  index keys; with an at_ms, 12 bytes (returned). */
-void pn_store__dedup_index_head(uint8_t *out, int32_t partition);
-size_t pn_store__dedup_index_at(uint8_t *out, int32_t partition,
-                                int64_t at_ms);
-
 /** Appends [u16 BE n][stream key][command id] to out. */
 PN_MUST_CHECK pn_err_t pn_store__dedup_key(pn_buf_t *out, pn_str_t stream_key,
                                            pn_str_t command_id);
-
-/** Appends the index key of a dedup entry to out. */
-PN_MUST_CHECK pn_err_t pn_store__dedup_index_key(pn_buf_t *out,
-                                                 pn_str_t stream_key,
-                                                 pn_str_t command_id,
-                                                 int32_t partition,
-                                                 uint64_t seq, int64_t at_ms);
-
-/** Reads an index key: partition, at_ms, seq and the entry key it names
- *  (a view into key). PN_ERR_STORE_CORRUPT when it is not one. */
-PN_MUST_CHECK pn_err_t pn_store__dedup_index_parse(const void *key, size_t len,
-                                                   int32_t *partition,
-                                                   int64_t *at_ms,
-                                                   uint64_t *seq,
-                                                   const uint8_t **entry_key,
-                                                   size_t *entry_key_len);
 
 /* --- values ------------------------------------------------------------ */
 

@@ -29,10 +29,34 @@ typedef struct pn_store_filter {
     bool ready;
     size_t n_parts;
     pn_store_filter_part_t parts[PN_STORE_FILTER_MAX_PARTS];
-    uint64_t keys;    /* added since the build */
-    uint64_t deleted; /* entries deleted from the family since the build */
+    uint64_t keys;       /* added since the build (the build's included) */
+    uint64_t next_check; /* keys at which to compare with the live count */
     uint64_t bytes;
 } pn_store_filter_t;
+
+/* Partitions past this have no watermark (their entries are kept). Kafka
+ * partition numbers are far below it. */
+#define PN_STORE_WATERMARK_PARTITIONS 65536
+
+/* One partition's idempotency watermarks as of the last landed write. */
+typedef struct pn_store_watermark {
+    bool known;
+    uint64_t dedup_seq;
+    int64_t dedup_max_at_ms;
+} pn_store_watermark_t;
+
+/* The watermarks the dedup compaction filter reads (store_dedup.c), shared
+ * between the thread that lands writes and RocksDB's compaction threads
+ * under `lock`. Indexed by partition, grown on demand. */
+typedef struct pn_store_watermarks {
+    pthread_mutex_t lock;
+    bool lock_ready;
+    pn_store_watermark_t *parts;
+    size_t n_parts;
+    uint64_t window_commands; /* set before the database opens */
+    int64_t window_ms;
+    rocksdb_compactionfilter_t *filter; /* owned; outlives the database */
+} pn_store_watermarks_t;
 
 struct pn_store_s {
     char *path;
@@ -45,6 +69,13 @@ struct pn_store_s {
     rocksdb_writeoptions_t *wo;   /* WAL on; sync per the options */
     rocksdb_writebatch_t *wb;     /* rebuilt by each commit, reused */
     pn_buf_t key;                 /* scratch for dedup keys */
+    /* The pass of pn_store_expire_events_step in progress: its
+     * iterators live from the pass's first step to its last (see
+     * store_maint.c); NULL between passes. */
+    rocksdb_readoptions_t *expire_ro;
+    rocksdb_iterator_t *expire_snaps; /* at the stream to resume with */
+    rocksdb_iterator_t *expire_events;
+    bool expire_resume; /* expire_events stands inside the current stream */
     pn_buf_t order;               /* a commit's records, sorted by key (the
                                      writer's while a write is in flight) */
     /* The writer thread (store_writer.c); the fields below up to the
@@ -64,6 +95,7 @@ struct pn_store_s {
     pn_err_t async_err;           /* failed write not yet collected */
     char async_error[PN_STORE_LAST_ERROR_MAX];
 
+    pn_store_watermarks_t marks;  /* for the dedup compaction filter */
     pn_store_filter_t filter;     /* dedup keys that may be stored */
     bool filter_failed;           /* its build failed: do without it */
     uint32_t fold;                /* fold format version of this process */
@@ -129,11 +161,53 @@ pn_err_t pn_store__filter_add(pn_store_filter_t *f, const void *key,
 bool pn_store__filter_may_contain(const pn_store_filter_t *f, const void *key,
                                   size_t len);
 
-/** n entries were deleted from the dedup family; drops the filter (to be
- *  rebuilt at the next lookup) once most of what it holds is gone. */
-void pn_store__filter_note_deleted(pn_store_filter_t *f, uint64_t n);
+/** Owner thread, after adds: drops the filter (rebuilt at the next
+ *  lookup) once it holds far more keys than the dedup family has live,
+ *  i.e. once compaction has expired most of them (store_filter.c). */
+void pn_store__filter_check_bound(pn_store_t *store);
 
 /** Frees the filter's memory and marks it not ready. */
 void pn_store__filter_reset(pn_store_filter_t *f);
+
+/* --- idempotency watermarks (store_dedup.c) ------------------------------ */
+
+/** Sets up the lock and the compaction filter with the window from the
+ *  options; before the column family options are made. */
+pn_err_t pn_store__marks_init(pn_store_t *store,
+                              const pn_store_options_t *opts);
+
+/** Loads every partition's watermarks from meta (after open). */
+pn_err_t pn_store__marks_load(pn_store_t *store);
+
+/** A batch landed: its partition meta records become the watermarks.
+ *  The thread that wrote it. */
+void pn_store__marks_note_batch(pn_store_t *store,
+                                const pn_store_batch_t *batch);
+
+/** The partition was dropped: its watermarks are forgotten (keep all). */
+void pn_store__marks_forget(pn_store_t *store, int32_t partition);
+
+/** After the database is closed: frees the filter and the table. */
+void pn_store__marks_free(pn_store_t *store);
+
+/** Walks a batch's records: cf, key, value of each, in put order. */
+typedef void (*pn_store__record_fn)(void *opaque, pn_store_cf_t cf,
+                                    const uint8_t *key, size_t klen,
+                                    const uint8_t *value, size_t vlen);
+void pn_store__batch_foreach(const pn_store_batch_t *batch,
+                             pn_store__record_fn fn, void *opaque);
+
+/** Ends the event-expiry pass in progress (its iterators); the next step
+ *  starts a new one. NULL-safe fields; before close and after a drop. */
+void pn_store__expire_pass_end(pn_store_t *store);
+
+/** Turns RocksDB's per-thread perf counters off for the calling thread
+ * (they are on by default, and nothing reads them here): every memtable
+ * insert and Get otherwise pays thread-local accesses to them, which in
+ * a shared librocksdb go through __tls_get_addr. */
+void pn_store__quiet_perf_context(void);
+
+/** Tests: compacts the whole dedup family now (the filter runs). */
+void pn_store__test_compact_dedup(pn_store_t *store);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * Store maintenance: event retention, idempotency-window expiry, dropping a
- * partition's streams, memory accounting. Called by the worker between
+ * Store maintenance: event retention, dropping a partition's streams,
+ * memory accounting. (Idempotency entries expire in compactions:
+ * store_dedup.c.) Called by the worker between
  * batches, on the thread that owns the store.
  *
  * Expiry deletes in chunks of MAINT_CHUNK keys per write so that a large
@@ -44,32 +45,52 @@ typedef struct expire_events_ctx {
     rocksdb_iterator_t *events;
     int64_t cutoff_ms; /* events with command time below it may go */
     uint64_t deleted;
+    uint64_t work;     /* snapshots visited + events deleted */
+    uint64_t max_work; /* stop once work reaches it */
 } expire_events_ctx_t;
 
-/* Deletes the old events of one stream with version <= snapshot_version. */
+static bool out_of_work(const expire_events_ctx_t *ctx) {
+    return ctx->work >= ctx->max_work;
+}
+
+/* Deletes the old events of one stream with version <= snapshot_version,
+ * from its first event (seek) or from where the events iterator stands (a
+ * stream the previous step left unfinished). Out of work inside the
+ * stream, it leaves the iterator on the next event to look at and marks
+ * the pass to resume there. */
 static pn_err_t expire_stream(expire_events_ctx_t *ctx, const uint8_t *prefix,
-                              size_t prefix_len, int64_t snapshot_version) {
-    uint8_t first[PN_STORE_EVENT_KEY_MAX];
-    memcpy(first, prefix, prefix_len);
-    pn_be64_write(first + prefix_len, 0);
+                              size_t prefix_len, int64_t snapshot_version,
+                              bool seek) {
     rocksdb_iterator_t *it = ctx->events;
+    if (seek) {
+        uint8_t first[PN_STORE_EVENT_KEY_MAX];
+        memcpy(first, prefix, prefix_len);
+        pn_be64_write(first + prefix_len, 0);
+        rocksdb_iter_seek(it, (const char *)first, prefix_len + 8);
+    }
     pn_err_t err = PN_ERR_OK;
-    for (rocksdb_iter_seek(it, (const char *)first, prefix_len + 8);
-         !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    while (!err && rocksdb_iter_valid(it)) {
         size_t klen, vlen;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
         if (klen != prefix_len + 8 || memcmp(k, prefix, prefix_len) != 0 ||
             pn_be64_read(k + prefix_len) > (uint64_t)snapshot_version)
             break;
-        if (vlen < PN_STORE_EVENT_AT_LEN ||
-            (int64_t)pn_be64_read(v) >= ctx->cutoff_ms)
-            continue; /* unreadable time: keep rather than guess */
-        rocksdb_writebatch_delete_cf(ctx->store->wb,
-                                     ctx->store->cf[PN_STORE_CF_EVENTS],
-                                     (const char *)k, klen);
-        ctx->deleted++;
-        err = maybe_flush(ctx->store, false, "expire events");
+        if (out_of_work(ctx)) {
+            ctx->store->expire_resume = true;
+            break;
+        }
+        /* An unreadable time: keep rather than guess. */
+        if (vlen >= PN_STORE_EVENT_AT_LEN &&
+            (int64_t)pn_be64_read(v) < ctx->cutoff_ms) {
+            rocksdb_writebatch_delete_cf(ctx->store->wb,
+                                         ctx->store->cf[PN_STORE_CF_EVENTS],
+                                         (const char *)k, klen);
+            ctx->deleted++;
+            ctx->work++;
+            err = maybe_flush(ctx->store, false, "expire events");
+        }
+        rocksdb_iter_next(it);
     }
     return err;
 }
@@ -84,139 +105,111 @@ static pn_err_t expire_for_snapshot(expire_events_ctx_t *ctx,
     const char *v = rocksdb_iter_value(snaps, &vlen);
     uint32_t fold;
     int64_t version;
+    bool resume = ctx->store->expire_resume;
+    ctx->store->expire_resume = false;
+    if (!resume)
+        ctx->work++; /* a visit; a resumed one was counted already */
     if (!pn_store__parse_prefix(k, klen, &stream, &prefix_len) ||
         prefix_len != klen ||
         pn_store__snapshot_peek(v, vlen, &fold, &version) != PN_ERR_OK ||
         fold != ctx->store->fold)
         return PN_ERR_OK;
-    return expire_stream(ctx, (const uint8_t *)k, prefix_len, version);
+    return expire_stream(ctx, (const uint8_t *)k, prefix_len, version,
+                         !resume);
+}
+
+void pn_store__expire_pass_end(pn_store_t *store) {
+    if (store->expire_events)
+        rocksdb_iter_destroy(store->expire_events);
+    if (store->expire_snaps)
+        rocksdb_iter_destroy(store->expire_snaps);
+    if (store->expire_ro)
+        rocksdb_readoptions_destroy(store->expire_ro);
+    store->expire_events = NULL;
+    store->expire_snaps = NULL;
+    store->expire_ro = NULL;
+    store->expire_resume = false;
+}
+
+/*
+ * A pass keeps its two iterators from its first step to its last rather
+ * than making them per step: creating an iterator over the events
+ * family's vector memtable copies and sorts that memtable (~70 ms for a
+ * full one), which would be the whole cost of a small step. The price is
+ * that a pass reads the database as of its start: it pins the memtables
+ * and tables of that moment (at most MAX_WRITE_BUFFERS memtables per
+ * family beyond the budget) until it ends, and does not see later writes,
+ * which is safe: later events are young, and a snapshot it reads is older
+ * than the current one, so it covers fewer events, never more.
+ */
+static void expire_pass_begin(pn_store_t *store) {
+    store->expire_ro = maint_ro();
+    store->expire_snaps = rocksdb_create_iterator_cf(
+        store->db, store->expire_ro, store->cf[PN_STORE_CF_SNAPSHOTS]);
+    store->expire_events = rocksdb_create_iterator_cf(
+        store->db, store->expire_ro, store->cf[PN_STORE_CF_EVENTS]);
+    rocksdb_iter_seek_to_first(store->expire_snaps);
+}
+
+/* Walks the snapshots from where the pass stands until out of work or at
+ * the end; *pass_done when the end was reached. */
+static pn_err_t expire_walk(expire_events_ctx_t *ctx, bool *pass_done) {
+    rocksdb_iterator_t *snaps = ctx->store->expire_snaps;
+    pn_err_t err = PN_ERR_OK;
+    while (!err && !out_of_work(ctx) && rocksdb_iter_valid(snaps)) {
+        err = expire_for_snapshot(ctx, snaps);
+        if (!ctx->store->expire_resume)
+            rocksdb_iter_next(snaps); /* else: the stream is unfinished */
+    }
+    if (!err)
+        err = pn_store__iter_done(ctx->store, snaps, "expire events");
+    if (!err)
+        err = pn_store__iter_done(ctx->store, ctx->events, "expire events");
+    *pass_done = err || !rocksdb_iter_valid(snaps);
+    return err;
+}
+
+pn_err_t pn_store_expire_events_step(pn_store_t *store, int64_t now_ms,
+                                     uint64_t max_work, uint64_t *n_deleted,
+                                     bool *pass_done) {
+    if (n_deleted)
+        *n_deleted = 0;
+    if (pass_done)
+        *pass_done = true;
+    if (!store || max_work == 0)
+        return PN_ERR_INVALID_ARG;
+    pn_store__wait_idle(store); /* store->wb */
+    /* At least a visit and a delete: every step then makes progress (it
+     * deletes an event or moves past a snapshot), so steps never stall. */
+    expire_events_ctx_t ctx = {store, NULL, 0, 0, 0,
+                               max_work < 2 ? 2 : max_work};
+    if (store->retention_ms <= 0 ||
+        __builtin_sub_overflow(now_ms, store->retention_ms, &ctx.cutoff_ms))
+        return PN_ERR_OK;
+    if (!store->expire_snaps)
+        expire_pass_begin(store);
+    ctx.events = store->expire_events;
+    rocksdb_writebatch_clear(store->wb);
+    bool done = true;
+    pn_err_t err = expire_walk(&ctx, &done);
+    if (!err)
+        err = maybe_flush(store, true, "expire events");
+    if (err || done)
+        pn_store__expire_pass_end(store); /* a failure: start over */
+    rocksdb_writebatch_clear(store->wb);
+    if (n_deleted)
+        *n_deleted = err ? 0 : ctx.deleted;
+    if (pass_done)
+        *pass_done = err || done;
+    return err;
 }
 
 pn_err_t pn_store_expire_events(pn_store_t *store, int64_t now_ms,
                                 uint64_t *n_deleted) {
-    if (n_deleted)
-        *n_deleted = 0;
-    if (!store)
-        return PN_ERR_INVALID_ARG;
-    pn_store__wait_idle(store); /* store->wb, and a scan of every write */
-    expire_events_ctx_t ctx = {store, NULL, 0, 0};
-    if (store->retention_ms <= 0 ||
-        __builtin_sub_overflow(now_ms, store->retention_ms, &ctx.cutoff_ms))
-        return PN_ERR_OK;
-    rocksdb_readoptions_t *ro = maint_ro();
-    rocksdb_iterator_t *snaps = rocksdb_create_iterator_cf(
-        store->db, ro, store->cf[PN_STORE_CF_SNAPSHOTS]);
-    ctx.events =
-        rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_EVENTS]);
-    rocksdb_writebatch_clear(store->wb);
-    pn_err_t err = PN_ERR_OK;
-    for (rocksdb_iter_seek_to_first(snaps); !err && rocksdb_iter_valid(snaps);
-         rocksdb_iter_next(snaps))
-        err = expire_for_snapshot(&ctx, snaps);
-    if (!err)
-        err = pn_store__iter_done(store, snaps, "expire events");
-    if (!err)
-        err = pn_store__iter_done(store, ctx.events, "expire events");
-    if (!err)
-        err = maybe_flush(store, true, "expire events");
-    rocksdb_writebatch_clear(store->wb);
-    rocksdb_iter_destroy(ctx.events);
-    rocksdb_iter_destroy(snaps);
-    rocksdb_readoptions_destroy(ro);
-    if (n_deleted)
-        *n_deleted = err ? 0 : ctx.deleted;
-    return err;
-}
-
-/* --- idempotency window ------------------------------------------------- */
-
-/* Deletes the entry an expired index key names, if it is still the entry
- * the index key was written for (a later put may have replaced it). */
-static pn_err_t expire_dedup_entry(pn_store_t *store, const uint8_t *index_key,
-                                   size_t index_len, uint64_t *deleted) {
-    int32_t partition;
-    int64_t at_ms;
-    uint64_t seq;
-    const uint8_t *key;
-    size_t klen, vlen;
-    if (pn_store__dedup_index_parse(index_key, index_len, &partition, &at_ms,
-                                    &seq, &key, &klen) != PN_ERR_OK)
-        return PN_ERR_STORE_CORRUPT;
-    char *rerr = NULL;
-    rocksdb_column_family_handle_t *cf = store->cf[PN_STORE_CF_DEDUP];
-    char *v = rocksdb_get_cf(store->db, store->ro, cf, (const char *)key, klen,
-                             &vlen, &rerr);
-    if (rerr)
-        return pn_store__fail(store, rerr, "expire dedup", NULL, 0);
-    pn_dedup_entry_t entry;
-    if (v && pn_store__dedup_decode(v, vlen, &entry) == PN_ERR_OK &&
-        entry.partition == partition && entry.seq == seq &&
-        entry.at_ms == at_ms) {
-        rocksdb_writebatch_delete_cf(store->wb, cf, (const char *)key, klen);
-        (*deleted)++;
-    }
-    rocksdb_free(v);
-    rocksdb_writebatch_delete_cf(store->wb,
-                                 store->cf[PN_STORE_CF_DEDUP_INDEX],
-                                 (const char *)index_key, index_len);
-    return maybe_flush(store, false, "expire dedup");
-}
-
-/* An entry at seq is more than min_commands behind dedup_seq. */
-static bool behind(const pn_partition_meta_t *meta, uint64_t seq,
-                   uint64_t min_commands) {
-    return meta->dedup_seq > seq && meta->dedup_seq - seq > min_commands;
-}
-
-/*
- * The index orders a partition's entries by command time, so the scan stops
- * at the time bound: it reads the expired entries plus those old enough but
- * among the last min_commands (at most min_commands + 1 of them).
- */
-pn_err_t pn_store_expire_dedup(pn_store_t *store, int32_t partition,
-                               const pn_partition_meta_t *meta,
-                               uint64_t min_commands, int64_t window_ms,
-                               uint64_t *n_deleted) {
-    if (n_deleted)
-        *n_deleted = 0;
-    if (!store || !meta || partition < 0 || window_ms < 0)
-        return PN_ERR_INVALID_ARG;
-    pn_store__wait_idle(store); /* store->wb, and a scan of every write */
-    int64_t cutoff_ms; /* entries with at_ms < cutoff_ms are old enough */
-    if (__builtin_sub_overflow(meta->dedup_max_at_ms, window_ms, &cutoff_ms))
-        return PN_ERR_OK;
-    uint8_t lower[4], upper[PN_STORE_DEDUP_INDEX_SEQ_AT];
-    pn_store__dedup_index_head(lower, partition);
-    pn_store__dedup_index_at(upper, partition, cutoff_ms);
-    rocksdb_readoptions_t *ro = maint_ro();
-    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper,
-                                                sizeof upper);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(
-        store->db, ro, store->cf[PN_STORE_CF_DEDUP_INDEX]);
-    rocksdb_writebatch_clear(store->wb);
-    uint64_t deleted = 0;
-    pn_err_t err = PN_ERR_OK;
-    for (rocksdb_iter_seek(it, (const char *)lower, sizeof lower);
-         !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-        if (klen >= PN_STORE_DEDUP_INDEX_HEAD &&
-            behind(meta, pn_be64_read(k + PN_STORE_DEDUP_INDEX_SEQ_AT),
-                   min_commands))
-            err = expire_dedup_entry(store, k, klen, &deleted);
-    }
-    if (!err)
-        err = pn_store__iter_done(store, it, "expire dedup");
-    if (!err)
-        err = maybe_flush(store, true, "expire dedup");
-    /* Also after a failure: chunks before it were deleted. */
-    pn_store__filter_note_deleted(&store->filter, deleted);
-    rocksdb_writebatch_clear(store->wb);
-    rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(ro);
-    if (n_deleted)
-        *n_deleted = err ? 0 : deleted;
-    return err;
+    if (store)
+        pn_store__expire_pass_end(store); /* a whole pass, from the top */
+    return pn_store_expire_events_step(store, now_ms, UINT64_MAX, n_deleted,
+                                       NULL);
 }
 
 /* --- dropping a partition ----------------------------------------------- */
@@ -273,43 +266,6 @@ static pn_err_t drop_streams(drop_ctx_t *ctx, pn_store_cf_t cf) {
     return err;
 }
 
-/* The partition's index keys whose stream is owned. */
-static pn_err_t drop_dedup_index(drop_ctx_t *ctx, int32_t partition) {
-    pn_store_t *store = ctx->store;
-    uint8_t lower[4], upper[4];
-    pn_store__dedup_index_head(lower, partition);
-    memcpy(upper, lower, sizeof upper);
-    size_t upper_len = pn_store__successor(upper, sizeof upper);
-    rocksdb_readoptions_t *ro = maint_ro();
-    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper,
-                                                upper_len);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(
-        store->db, ro, store->cf[PN_STORE_CF_DEDUP_INDEX]);
-    pn_err_t err = PN_ERR_OK;
-    for (rocksdb_iter_seek(it, (const char *)lower, sizeof lower);
-         !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen, entry_len, prefix_len;
-        const char *k = rocksdb_iter_key(it, &klen);
-        int32_t p;
-        int64_t at_ms;
-        uint64_t seq;
-        const uint8_t *entry;
-        pn_str_t stream;
-        err = pn_store__dedup_index_parse(k, klen, &p, &at_ms, &seq, &entry,
-                                          &entry_len);
-        if (!err && pn_store__parse_prefix(entry, entry_len, &stream,
-                                           &prefix_len) &&
-            ctx->owns(ctx->opaque, stream))
-            rocksdb_writebatch_delete_cf(
-                store->wb, store->cf[PN_STORE_CF_DEDUP_INDEX], k, klen);
-    }
-    if (!err)
-        err = pn_store__iter_done(store, it, "drop partition");
-    rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(ro);
-    return err;
-}
-
 /* The owned streams' times: meta keys "s" + [u16 BE n][stream key]. */
 static pn_err_t drop_stream_times(drop_ctx_t *ctx) {
     pn_store_t *store = ctx->store;
@@ -343,6 +299,8 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
     if (!store || !owns || partition < 0)
         return PN_ERR_INVALID_ARG;
     pn_store__wait_idle(store); /* store->wb, and a scan of every write */
+    /* A pass in progress reads the partition's old snapshots: restart. */
+    pn_store__expire_pass_end(store);
     drop_ctx_t ctx = {store, owns, opaque, maint_ro()};
     rocksdb_writebatch_clear(store->wb);
     pn_err_t err = drop_streams(&ctx, PN_STORE_CF_EVENTS);
@@ -350,8 +308,6 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
         err = drop_streams(&ctx, PN_STORE_CF_SNAPSHOTS);
     if (!err)
         err = drop_streams(&ctx, PN_STORE_CF_DEDUP);
-    if (!err)
-        err = drop_dedup_index(&ctx, partition);
     if (!err)
         err = drop_stream_times(&ctx);
     if (!err) {
@@ -364,6 +320,10 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
     /* The dropped dedup keys are now false positives of the filter: let
      * the next lookup rebuild it from what is left. */
     pn_store__filter_reset(&store->filter);
+    if (!err)
+        /* Its meta is gone: nothing of it is expired by stale marks if
+         * the partition comes back. */
+        pn_store__marks_forget(store, partition);
     rocksdb_writebatch_clear(store->wb);
     rocksdb_readoptions_destroy(ctx.ro);
     return err;

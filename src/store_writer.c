@@ -9,7 +9,8 @@
  * those until the write is over (every owner call that would waits first).
  * Apart from them the writer reads only the database, the column family
  * handles, the write options and the fold version, which do not change
- * while the store is open.
+ * while the store is open, and updates the idempotency watermarks (under
+ * their own lock, store_dedup.c) once a write has landed.
  *
  * A failed write is kept (code and text) until the owner thread collects
  * it with pn_store_sync() or pn_store_poll(); waits inside the store
@@ -41,6 +42,9 @@ static void write_one(pn_store_t *store, bool fail) {
         rerr = strdup("IO error: write failed (test)");
     else if (!err)
         rocksdb_write(store->db, store->wo, store->async_wb, &rerr);
+    if (!err && !rerr)
+        /* Landed: the compaction filter may now expire by its meta. */
+        pn_store__marks_note_batch(store, store->async_batch);
     rocksdb_writebatch_clear(store->async_wb);
     pn_store_batch_clear(store->async_batch);
     pthread_mutex_lock(&store->wlock);
@@ -64,6 +68,7 @@ static bool may_start(const pn_store_t *store) {
 
 static void *writer_main(void *arg) {
     pn_store_t *store = arg;
+    pn_store__quiet_perf_context();
     pthread_mutex_lock(&store->wlock);
     for (;;) {
         while (!store->writer_stop && !may_start(store))

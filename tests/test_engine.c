@@ -14,11 +14,18 @@ typedef struct fixture {
     pn_codec_t *codec;
     pn_engine_t *engine;
     pn_engine_options_t opts;
+    uint64_t window_commands; /* the store's idempotency window; 0 and 0 */
+    int64_t window_ms;        /* = the defaults */
+    int64_t retention_ms;     /* the store's event retention */
 } fixture_t;
 
 static void open_engine(fixture_t *f, uint32_t fold_version) {
     char err[512];
-    pn_store_options_t so = {.path = f->dir, .fold_format_version = fold_version};
+    pn_store_options_t so = {.path = f->dir,
+                             .fold_format_version = fold_version,
+                             .dedup_window_commands = f->window_commands,
+                             .dedup_window_ms = f->window_ms,
+                             .event_retention_ms = f->retention_ms};
     PN_REQUIRE_OK(pn_store_open(&so, &f->store, err, sizeof err));
     f->opts.store = f->store;
     f->opts.codec = f->codec;
@@ -32,16 +39,23 @@ static void close_engine(fixture_t *f) {
     f->store = NULL;
 }
 
-static void setup(fixture_t *f, const pn_engine_options_t *opts) {
+static void setup_window(fixture_t *f, const pn_engine_options_t *opts,
+                         uint64_t window_commands, int64_t window_ms) {
     memset(f, 0, sizeof *f);
     if (opts)
         f->opts = *opts;
+    f->window_commands = window_commands;
+    f->window_ms = window_ms;
     f->dir = pn_test_tmpdir("engine");
     PN_REQUIRE(f->dir != NULL);
     char err[512];
     pn_codec_config_t cc = {0};
     PN_REQUIRE_OK(pn_codec_new(&cc, &f->codec, err, sizeof err));
     open_engine(f, 0);
+}
+
+static void setup(fixture_t *f, const pn_engine_options_t *opts) {
+    setup_window(f, opts, 0, 0);
 }
 
 static void teardown(fixture_t *f) {
@@ -182,8 +196,7 @@ static void test_discard_leaves_no_trace(void) {
 
 static void test_window_by_count_and_time(void) {
     fixture_t f;
-    pn_engine_options_t o = {.window_commands = 3, .window_ms = 1000};
-    setup(&f, &o);
+    setup_window(&f, NULL, 3, 1000);
     run(&f, cmd(PN_CMD_UPDATE, "first", NULL, "S1", 10, 0));
     /* Three more commands of the partition, all within 1000 ms: still a
      * duplicate by both rules. */
@@ -205,6 +218,128 @@ static void test_window_by_count_and_time(void) {
     PN_ASSERT_EQ_INT(r.outcome.on_hand, 99);
     commit(&f, 2);
     teardown(&f);
+}
+
+static bool store_has_dedup(fixture_t *f, const char *stream, const char *id) {
+    pn_dedup_entry_t e;
+    bool found;
+    PN_REQUIRE_OK(pn_store_get_dedup(f->store, pn_str_c(stream), pn_str_c(id),
+                                     &e, &found));
+    return found;
+}
+
+/*
+ * An entry outside the window is not a duplicate any more even while it is
+ * still stored (compaction has not run), and compaction then removes it
+ * while keeping the entries inside the window by count or by time; a
+ * restart keeps the watermarks compaction uses.
+ */
+static void test_window_expiry_before_and_after_compaction(void) {
+    fixture_t f;
+    setup_window(&f, NULL, 3, 1000);
+    char err[512];
+    run(&f, cmd(PN_CMD_UPDATE, "old", NULL, "S1", 10, 0));
+    commit(&f, 1);
+    /* Four later commands, 5 s later: "old" is 4 behind and 5000 ms older
+     * than the latest, outside both bounds. "t1" stays inside by time
+     * only (4 behind), "c2" inside by count only (4900 ms older). */
+    run(&f, cmd(PN_CMD_UPDATE, "t1", NULL, "S2", 1, 4500));
+    run(&f, cmd(PN_CMD_UPDATE, "c2", NULL, "S4", 2, 100));
+    run(&f, cmd(PN_CMD_UPDATE, "c3", NULL, "S2", 3, 4700));
+    run(&f, cmd(PN_CMD_UPDATE, "c4", NULL, "S3", 4, 5000));
+    commit(&f, 2);
+    PN_REQUIRE_OK(pn_engine_sync(f.engine, err, sizeof err));
+    /* Still stored, but no longer a duplicate. */
+    PN_ASSERT(store_has_dedup(&f, "S1|DC1", "old"));
+    pn_engine_result_t r = run(&f, cmd(PN_CMD_UPDATE, "old", NULL, "S1", 7, 5000));
+    PN_ASSERT(!r.outcome.duplicate);
+    PN_ASSERT_EQ_INT(r.outcome.on_hand, 7);
+    pn_engine_discard(f.engine);
+    /* A restart: the watermarks come back from the store's metadata. */
+    close_engine(&f);
+    open_engine(&f, 0);
+    pn_store__test_compact_dedup(f.store);
+    PN_ASSERT(!store_has_dedup(&f, "S1|DC1", "old"));
+    PN_ASSERT(store_has_dedup(&f, "S2|DC1", "t1")); /* by time (500 ms) */
+    PN_ASSERT(store_has_dedup(&f, "S4|DC1", "c2")); /* by count (3 behind) */
+    r = run(&f, cmd(PN_CMD_UPDATE, "t1", NULL, "S2", 9, 5000));
+    PN_ASSERT(r.outcome.duplicate);
+    r = run(&f, cmd(PN_CMD_UPDATE, "old", NULL, "S1", 7, 5000));
+    PN_ASSERT(!r.outcome.duplicate);
+    commit(&f, 3);
+    teardown(&f);
+}
+
+static int count_events(fixture_t *f, const char *stream);
+
+/* Maintenance drops the events snapshots cover and that are older than
+ * the retention, a bounded amount per call, until a pass is done; the
+ * state is the same afterwards, also after a reopen. */
+static void test_maintain_expires_events(void) {
+    fixture_t f;
+    memset(&f, 0, sizeof f);
+    fixture_t *fp = &f;
+    setup(fp, NULL);
+    close_engine(fp);
+    fp->retention_ms = 1000;
+    open_engine(fp, 0);
+    char err[512];
+    char sku[16];
+    for (int s = 0; s < 20; s++) {
+        snprintf(sku, sizeof sku, "M%d", s);
+        for (int v = 1; v <= 10; v++) {
+            char id[32];
+            snprintf(id, sizeof id, "m-%d-%d", s, v);
+            run(fp, cmd(PN_CMD_UPDATE, id, NULL, sku, v, v));
+        }
+    }
+    commit(fp, 1);
+    /* Nothing old enough yet (command times 1..10, now 500). */
+    pn_engine_maintenance_t m;
+    PN_REQUIRE_OK(pn_engine_maintain(fp->engine, 500, 0, &m, err, sizeof err));
+    PN_ASSERT_EQ_INT(m.events_deleted, 0);
+    PN_ASSERT(m.pass_done);
+    uint64_t total = 0;
+    int calls = 0;
+    do {
+        PN_REQUIRE_OK(pn_engine_maintain(fp->engine, 5000, 16, &m, err,
+                                         sizeof err));
+        PN_ASSERT(m.events_deleted <= 16);
+        total += m.events_deleted;
+        PN_REQUIRE(++calls < 1000);
+    } while (!m.pass_done);
+    PN_ASSERT_EQ_INT(total, 200);
+    PN_ASSERT(calls > 200 / 16);
+    pn_engine_stats_t st;
+    pn_engine_get_stats(fp->engine, &st);
+    PN_ASSERT_EQ_INT(st.events_expired, 200);
+    PN_ASSERT_EQ_INT(count_events(fp, "M3|DC1"), 0);
+    close_engine(fp);
+    open_engine(fp, 0);
+    pn_state_t state = read_state(fp, "M3|DC1");
+    PN_ASSERT_EQ_INT(state.version, 10);
+    PN_ASSERT_EQ_INT(state.on_hand, 10);
+    pn_state_clear(&state);
+    pn_engine_result_t r = run(fp, cmd(PN_CMD_UPDATE, "m-3-11", NULL, "M3", 11, 11));
+    PN_ASSERT_EQ_INT(r.event_version, 11);
+    commit(fp, 2);
+    teardown(fp);
+}
+
+static pn_err_t count_event(void *opaque, int64_t version, const void *data,
+                            size_t len) {
+    (void)version;
+    (void)data;
+    (void)len;
+    (*(int *)opaque)++;
+    return PN_ERR_OK;
+}
+
+static int count_events(fixture_t *f, const char *stream) {
+    int n = 0;
+    PN_REQUIRE_OK(pn_store_scan_events(f->store, pn_str_c(stream), 0,
+                                       count_event, &n));
+    return n;
 }
 
 static void test_invalid_commands(void) {
@@ -520,6 +655,10 @@ static const pn_test_case_t engine_cases[] = {
     {"commit survives reopen", test_commit_survives_reopen},
     {"discard leaves no trace", test_discard_leaves_no_trace},
     {"idempotency window by count and time", test_window_by_count_and_time},
+    {"expired ids: absent before compaction, gone after",
+     test_window_expiry_before_and_after_compaction},
+    {"maintenance expires events in bounded calls",
+     test_maintain_expires_events},
     {"invalid commands", test_invalid_commands},
     {"restore from events", test_restore_from_events},
     {"restore detects a version gap", test_restore_detects_gap},

@@ -31,7 +31,7 @@
  * The writer touches nothing of the engine.
  *
  * Every call below that reads or changes the store beyond that
- * (read_state, checkpoint, apply_event, forget, discard, free, and the
+ * (read_state, checkpoint, apply_event, forget, discard, maintain, free, and the
  * store's own calls, pn_store_* on the same handle) waits for the write
  * first; only execute does not wait (it merely looks whether the write
  * failed). So callers need no extra step; pn_engine_sync() exists for
@@ -63,16 +63,11 @@ typedef struct pn_engine_options {
     pn_store_t *store;           /* borrowed; outlives the engine */
     pn_codec_t *codec;           /* borrowed; outlives the engine */
     size_t state_cache_streams;  /* states kept in memory; 0 = 100,000 */
-    /* Idempotency window (DESIGN.md section 4): an id is remembered while
-     * it is among the last window_commands commands of its partition OR
-     * younger than window_ms of command time. 0 = defaults below. */
-    uint64_t window_commands;
-    int64_t window_ms;
+    /* The idempotency window is the store's (pn_store_options_t), which
+     * its compaction expires entries by. */
 } pn_engine_options_t;
 
 #define PN_ENGINE_DEFAULT_CACHE_STREAMS 100000u
-#define PN_ENGINE_DEFAULT_WINDOW_COMMANDS 10000u
-#define PN_ENGINE_DEFAULT_WINDOW_MS (24LL * 3600 * 1000)
 
 /** Creates an engine over a store and codec. *enginep owned by caller. */
 PN_MUST_CHECK pn_err_t pn_engine_new(const pn_engine_options_t *opts,
@@ -180,6 +175,35 @@ PN_MUST_CHECK pn_err_t pn_engine_checkpoint(pn_engine_t *engine,
 void pn_engine_forget(pn_engine_t *engine, pn_store_key_filter_fn owns,
                       void *opaque);
 
+/** What one pn_engine_maintain() call did. */
+typedef struct pn_engine_maintenance {
+    uint64_t events_deleted;
+    bool pass_done; /* reached the end of the streams: the next call
+                       starts a new pass from the first */
+} pn_engine_maintenance_t;
+
+/** Work per pn_engine_maintain() call when max_work is 0. */
+#define PN_ENGINE_DEFAULT_MAINTAIN_WORK 4096u
+
+/**
+ * Housekeeping between batches: drops events older than the store's
+ * retention (pn_store_options_t.event_retention_ms; nothing when it is 0)
+ * that a snapshot covers, at most max_work units of work per call
+ * (snapshots visited + events deleted; 0 = the default above), resuming
+ * where the previous call stopped, so one call never holds the loop for
+ * long. now_ms is the wall clock (the retention compares command times
+ * with it). Idempotency entries need no call: they expire in the store's
+ * compactions.
+ *
+ * Waits for the write in flight, like the other calls, and returns its
+ * error if it failed. Call it with no batch open (after a commit); the
+ * worker calls it periodically. *result may be NULL.
+ */
+PN_MUST_CHECK pn_err_t pn_engine_maintain(pn_engine_t *engine, int64_t now_ms,
+                                          size_t max_work,
+                                          pn_engine_maintenance_t *result,
+                                          char *errstr, size_t errstr_size);
+
 typedef struct pn_engine_stats {
     uint64_t commands;
     uint64_t events;
@@ -191,6 +215,7 @@ typedef struct pn_engine_stats {
     uint64_t discards;
     uint64_t keys_written;  /* store puts and deletes committed */
     uint64_t bytes_written; /* their keys and values */
+    uint64_t events_expired; /* deleted by pn_engine_maintain */
     size_t cached_streams;
 } pn_engine_stats_t;
 

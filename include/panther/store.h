@@ -6,10 +6,11 @@
  *              InventoryEvent (opaque bytes to the store)
  *   snapshots  stream key -> fold format version, stream version, state
  *   dedup      stream key + command id -> partition, sequence, command time,
- *              outcome (the idempotency index)
- *   dedup_index  partition + command time + sequence + dedup key, so that
- *              expiry reads only what may expire (written with every dedup
- *              entry; pn_store_batch_count() counts it)
+ *              outcome (the idempotency index). Entries expire by
+ *              themselves: a compaction filter drops those outside the
+ *              idempotency window of their partition (see "idempotency
+ *              window" below), so nothing but the entry is written per
+ *              command and nothing has to delete it.
  *   meta       store format version; per-partition checkpoint (next
  *              events-topic offset to apply) and idempotency watermark;
  *              per-stream time of the last change (the snapshotter's)
@@ -61,7 +62,18 @@ typedef struct pn_store_options {
     /* Events covered by a snapshot and older than this (command time) are
      * dropped by pn_store_expire_events. 0 = keep forever. */
     int64_t event_retention_ms;
+    /* Idempotency window (DESIGN.md section 4): an entry is kept while it
+     * is among the last dedup_window_commands commands of its partition
+     * OR at most dedup_window_ms of command time older than the
+     * partition's latest. Both 0 = the defaults below; otherwise taken as
+     * given (0 in one of them: that bound alone). Every process opening a
+     * store must pass the same window: compaction deletes by it. */
+    uint64_t dedup_window_commands;
+    int64_t dedup_window_ms;
 } pn_store_options_t;
+
+#define PN_STORE_DEFAULT_WINDOW_COMMANDS 10000u
+#define PN_STORE_DEFAULT_WINDOW_MS (24LL * 3600 * 1000)
 
 /**
  * Opens or creates the store. Fails with PN_ERR_STORE_CORRUPT or
@@ -119,7 +131,9 @@ typedef struct pn_dedup_entry {
     pn_outcome_t outcome;
 } pn_dedup_entry_t;
 
-/** Looks up (stream, command id); *found = false when absent. */
+/** Looks up (stream, command id); *found = false when absent. The entry
+ *  may be outside the window but not compacted away yet: callers decide
+ *  with pn_store_dedup_expired(). */
 PN_MUST_CHECK pn_err_t pn_store_get_dedup(pn_store_t *store,
                                           pn_str_t stream_key,
                                           pn_str_t command_id,
@@ -143,6 +157,25 @@ PN_MUST_CHECK pn_err_t pn_store_get_partition_meta(pn_store_t *store,
  *  of one partition's streams. `owns` says whether a stream key belongs to
  *  the partition. Used when the local copy must be rebuilt from Kafka. */
 typedef bool (*pn_store_key_filter_fn)(void *opaque, pn_str_t stream_key);
+
+/* --- idempotency window ------------------------------------------------ */
+
+/** The store's window (from the options, defaults applied). */
+void pn_store_dedup_window(const pn_store_t *store, uint64_t *commands,
+                           int64_t *ms);
+
+/**
+ * True when entry is outside the window of its partition whose watermarks
+ * are meta (dedup_seq, dedup_max_at_ms): more than `commands` commands
+ * behind AND more than `ms` of command time older. The one definition
+ * used by lookups (the engine, with its batch's watermarks) and by the
+ * compaction filter (with the watermarks of the last landed write, never
+ * ahead of the engine's), so compaction only drops what a lookup would
+ * already ignore. Thread-safe, pure.
+ */
+bool pn_store_dedup_expired(uint64_t commands, int64_t ms,
+                            const pn_partition_meta_t *meta,
+                            const pn_dedup_entry_t *entry);
 
 /* --- batches ----------------------------------------------------------- */
 
@@ -278,16 +311,23 @@ PN_MUST_CHECK pn_err_t pn_store_expire_events(pn_store_t *store,
                                               uint64_t *n_deleted);
 
 /**
- * Deletes idempotency entries of `partition` outside the window: an entry
- * expires when it is more than min_commands behind meta->dedup_seq AND more
- * than window_ms older than meta->dedup_max_at_ms.
+ * pn_store_expire_events in bounded steps: visits snapshots and deletes
+ * events until max_work (snapshots visited + events deleted; at least 2,
+ * so that every step makes progress) is reached, and remembers where it stopped; the next call resumes there.
+ * *pass_done (may be NULL) is true when this step reached the end of the
+ * snapshots (the next starts a new pass from the first). Deletes are
+ * written in chunks, so a step's work lands even if a later step fails.
+ * A pass reads the database as of its first step (it keeps its iterators
+ * between steps; this pins that moment's memtables and tables until the
+ * pass ends), so call steps often enough that a pass ends in seconds to
+ * minutes. pn_store_drop_partition() and pn_store_expire_events() end a
+ * pass in progress. Owner thread; waits for the write in flight.
  */
-PN_MUST_CHECK pn_err_t pn_store_expire_dedup(pn_store_t *store,
-                                             int32_t partition,
-                                             const pn_partition_meta_t *meta,
-                                             uint64_t min_commands,
-                                             int64_t window_ms,
-                                             uint64_t *n_deleted);
+PN_MUST_CHECK pn_err_t pn_store_expire_events_step(pn_store_t *store,
+                                                   int64_t now_ms,
+                                                   uint64_t max_work,
+                                                   uint64_t *n_deleted,
+                                                   bool *pass_done);
 
 /** Drops everything belonging to streams for which owns() is true (their
  *  times included), and the partition's metadata, in one atomic write. */

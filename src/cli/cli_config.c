@@ -144,9 +144,6 @@ void pn_cli_worker_options(const pn_config_t *cfg,
     pn_cli_store_options(cfg, "store.path", &o->store);
     o->engine.state_cache_streams =
         (size_t)pn_config_get_int(cfg, "store.state.cache.streams");
-    o->engine.window_commands =
-        (uint64_t)pn_config_get_int(cfg, "idempotency.window.commands");
-    o->engine.window_ms = pn_config_get_ms(cfg, "idempotency.window.ms");
     o->codec.max_record_bytes =
         (size_t)pn_config_get_bytes(cfg, "codec.max.record.bytes");
     o->schema_registry_url = pn_config_get_str(cfg, "schema.registry.url");
@@ -164,6 +161,11 @@ void pn_cli_store_options(const pn_config_t *cfg, const char *path_key,
         (uint64_t)pn_config_get_bytes(cfg, "store.write.buffer.bytes");
     store->sync_writes = pn_config_get_bool(cfg, "store.sync");
     store->event_retention_ms = pn_config_get_ms(cfg, "store.event.retention.ms");
+    /* Every process opening a store expires idempotency entries by it
+     * (compaction), so each gets the configured window. */
+    store->dedup_window_commands =
+        (uint64_t)pn_config_get_int(cfg, "idempotency.window.commands");
+    store->dedup_window_ms = pn_config_get_ms(cfg, "idempotency.window.ms");
 }
 
 bool pn_cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) {
