@@ -731,6 +731,34 @@ static void serve_deliveries(pn_worker_t *w) {
     }
 }
 
+/* Event retention in production: between transactions, once a second,
+ * a bounded step of the engine's expiry pass. It waits for the store
+ * write in flight, so it is not run after every commit; while a step finds
+ * a full step's work it runs again at the next gap, until it catches up.
+ * Idempotency entries need no call: they expire in RocksDB compactions. */
+#define MAINTAIN_INTERVAL_MS 1000
+
+static pn_err_t maintain_if_due(pn_worker_t *w, char *errstr,
+                                size_t errstr_size) {
+    int64_t now = now_ms();
+    if (w->txn_open || now < w->maintain_due_ms)
+        return PN_ERR_OK;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    pn_engine_maintenance_t done;
+    pn_err_t err = pn_engine_maintain(
+        w->engine, (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000, 0,
+        &done, errstr, errstr_size);
+    if (err)
+        return err;
+    bool behind = done.events_deleted >= PN_ENGINE_DEFAULT_MAINTAIN_WORK / 2;
+    w->maintain_due_ms = behind ? now : now + MAINTAIN_INTERVAL_MS;
+    if (done.events_deleted)
+        pn_log_kv(PN_LOG_DEBUG, "expired events",
+                  PN_LOG_UINT("events", done.events_deleted));
+    return PN_ERR_OK;
+}
+
 pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, w->opts.commands_topic,
@@ -765,6 +793,8 @@ pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
         serve_deliveries(w);
         if (!err && txn_due(w))
             err = txn_commit(w, errstr, errstr_size);
+        if (!err)
+            err = maintain_if_due(w, errstr, errstr_size);
     }
     if (!err && !w->producer)
         err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
@@ -777,7 +807,10 @@ pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
     if (w->producer)
         rd_kafka_flush(w->producer, 10000);
     pn_worker_stats_t s = w->stats;
+    pn_engine_stats_t es;
+    pn_engine_get_stats(w->engine, &es);
     pn_log_kv(PN_LOG_INFO, "worker stopped", PN_LOG_UINT("commands", s.commands),
+              PN_LOG_UINT("events_expired", es.events_expired),
               PN_LOG_UINT("events", s.events), PN_LOG_UINT("commits", s.commits),
               PN_LOG_UINT("aborts", s.aborts),
               PN_LOG_UINT("dead_letters", s.dead_letters),

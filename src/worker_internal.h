@@ -40,6 +40,7 @@ struct pn_worker_s {
 
     pn_buf_t scratch;
     unsigned consecutive_aborts; /* for the retry back-off */
+    int64_t maintain_due_ms; /* monotonic: next pn_engine_maintain() */
     pn_worker_stats_t stats;
     pn_worker_metrics_t *metrics; /* NULL without metrics and health */
 };

@@ -264,6 +264,7 @@ void pn_it_worker_log(pn_it_t *it, const char *instance,
             log->commands = json_u64(obj, "commands");
             log->commits = json_u64(obj, "commits");
             log->aborts = json_u64(obj, "aborts");
+            log->events_expired = json_u64(obj, "events_expired");
         } else if (msg && strcmp(msg, "aborting the open transaction on "
                                       "revocation") == 0) {
             log->revocation_aborts++;

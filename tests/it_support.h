@@ -64,6 +64,7 @@ int pn_it_worker_stop(pid_t pid, int sig);
 typedef struct pn_it_worker_log {
     bool stopped; /* a "worker stopped" line was found */
     uint64_t commands, commits, aborts;
+    uint64_t events_expired; /* by the worker's retention steps */
     uint64_t revocation_aborts;
 } pn_it_worker_log_t;
 
