@@ -37,6 +37,7 @@
 #include "bench.h"
 #include "bench_e2e.h"
 #include "bench_util.h"
+#include "clock.h"
 
 typedef struct options {
     const char *bootstrap;
@@ -232,7 +233,7 @@ static pn_err_t finish_process(pid_t pid, const char *log, phase_result_t *pr,
 static void window_begin(void *opaque) {
     window_t *w = opaque;
     w->open = true;
-    w->t = pn_bench_now();
+    w->t = pn_mono_s();
     w->sut_cpu = pn_e2e_cpu_seconds(w->sut);
     w->broker_cpu = w->broker > 0 ? pn_e2e_cpu_seconds(w->broker) : 0;
     w->bench_cpu = pn_e2e_self_cpu_seconds();
@@ -243,7 +244,7 @@ static void window_begin(void *opaque) {
 static void window_end(const window_t *w, usage_t *u) {
     pn_e2e_cpu_sample_t now;
     pn_e2e_cpu_sample(&now);
-    u->seconds = pn_bench_now() - w->t;
+    u->seconds = pn_mono_s() - w->t;
     u->machine_busy = pn_e2e_cpu_busy(&w->machine, &now);
     u->sut_cpu_s = pn_e2e_cpu_seconds(w->sut) - w->sut_cpu;
     u->broker_cpu_s = w->broker > 0

@@ -18,6 +18,7 @@
 #include "bench_util.h"
 #include "panther/kafka.h"
 #include "panther/log.h"
+#include "clock.h"
 
 int64_t pn_e2e_realtime_us(void) {
     struct timespec ts;
@@ -432,7 +433,7 @@ pn_err_t pn_e2e_count_output(const pn_e2e_count_spec_t *spec,
         return err;
     pn_bench_progress_t prog;
     pn_bench_progress_start(&prog, spec->what, spec->target, spec->progress);
-    double deadline = pn_bench_now() + spec->timeout_s, next_check = 0;
+    double deadline = pn_mono_s() + spec->timeout_s, next_check = 0;
     while (out->records < spec->target) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (m && !m->err) {
@@ -447,7 +448,7 @@ pn_err_t pn_e2e_count_output(const pn_e2e_count_spec_t *spec,
         }
         if (m)
             rd_kafka_message_destroy(m);
-        double now = pn_bench_now();
+        double now = pn_mono_s();
         if (now < next_check)
             continue;
         next_check = now + 0.5;
@@ -518,14 +519,14 @@ bool pn_e2e_alive(pid_t pid) {
 
 int pn_e2e_wait(pid_t pid, double timeout_s) {
     int status = 0;
-    double deadline = pn_bench_now() + timeout_s;
+    double deadline = pn_mono_s() + timeout_s;
     for (;;) {
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
             return exit_code(status);
         if (r < 0)
             return -1;
-        if (pn_bench_now() >= deadline)
+        if (pn_mono_s() >= deadline)
             return -2;
         sleep_ms(50);
     }

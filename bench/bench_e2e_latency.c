@@ -16,6 +16,7 @@
 #include "bench_e2e.h"
 #include "bench_util.h"
 #include "panther/kafka.h"
+#include "clock.h"
 
 /* What the latency producer knows of each command it sent: when, and
  * (from its delivery report) where it landed. */
@@ -120,13 +121,13 @@ typedef struct seen_list {
 static pn_err_t read_outcomes(rd_kafka_t *reader, seen_list_t *s,
                               const load_t *l, size_t want_fixed,
                               double timeout_s, char *err, size_t errsz) {
-    double deadline = pn_bench_now() + timeout_s;
+    double deadline = pn_mono_s() + timeout_s;
     for (;;) {
         bool load_done = l && __atomic_load_n(&l->done, __ATOMIC_ACQUIRE);
         size_t want = l ? (load_done ? l->n_sent : SIZE_MAX) : want_fixed;
         if (s->n >= want)
             return PN_ERR_OK;
-        if (pn_bench_now() > deadline)
+        if (pn_mono_s() > deadline)
             return pn_err_set(err, errsz, PN_ERR_STATE,
                               "latency: %zu outcomes after %.0f s", s->n,
                               timeout_s);

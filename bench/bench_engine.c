@@ -20,6 +20,7 @@
 #include "bench.h"
 #include "bench_util.h"
 #include "panther/engine.h"
+#include "clock.h"
 
 typedef struct options {
     uint64_t streams;
@@ -161,9 +162,9 @@ static pn_err_t time_maintain(pn_engine_t *engine, size_t work,
     pn_engine_maintenance_t m = {0};
     pn_err_t e = PN_ERR_OK;
     do {
-        double t0 = pn_bench_now();
+        double t0 = pn_mono_s();
         e = pn_engine_maintain(engine, INT64_MAX / 2, work, &m, err, errsz);
-        double dt = pn_bench_now() - t0;
+        double dt = pn_mono_s() - t0;
         r->maintain_total_s += dt;
         r->maintain_deleted += m.events_deleted;
         if (n == cap) {
@@ -228,10 +229,10 @@ static int run_engine(const options_t *o, const char *path,
         e = generate_batch(&g, codec, n, &in);
         if (e)
             break;
-        double t0 = pn_bench_now(), c0 = cpu_seconds(RUSAGE_THREAD);
+        double t0 = pn_mono_s(), c0 = cpu_seconds(RUSAGE_THREAD);
         e = process_batch(engine, codec, &in, (int64_t)(done + n), err,
                           sizeof err);
-        double dt = pn_bench_now() - t0;
+        double dt = pn_mono_s() - t0;
         engine_cpu += cpu_seconds(RUSAGE_THREAD) - c0;
         total += dt;
         batch_ms[b++] = dt * 1e3;
@@ -240,9 +241,9 @@ static int run_engine(const options_t *o, const char *path,
     }
     if (!e) {
         /* The last batch's store write is still in flight: it counts. */
-        double t0 = pn_bench_now(), c0 = cpu_seconds(RUSAGE_THREAD);
+        double t0 = pn_mono_s(), c0 = cpu_seconds(RUSAGE_THREAD);
         e = pn_engine_sync(engine, err, sizeof err);
-        total += pn_bench_now() - t0;
+        total += pn_mono_s() - t0;
         engine_cpu += cpu_seconds(RUSAGE_THREAD) - c0;
     }
     r->process_cpu_s = cpu_seconds(RUSAGE_SELF) - process_cpu0;
@@ -303,7 +304,7 @@ static int run_baseline(const options_t *o, const char *path, uint64_t keys,
     uint64_t written = 0;
     double total = 0;
     for (uint64_t b = 0; b < n_batches && written < keys; b++) {
-        double t0 = pn_bench_now();
+        double t0 = pn_mono_s();
         for (uint64_t k = 0; k < keys_per_batch && written < keys; k++, written++) {
             char key[64] = {0}; /* first key_len bytes used, zero padded */
             snprintf(key, sizeof key, "SKU-%07" PRIu64 "|DC-1|%06" PRIu64,
@@ -313,7 +314,7 @@ static int run_baseline(const options_t *o, const char *path, uint64_t keys,
         }
         rocksdb_write(db, wo, wb, &errptr);
         rocksdb_writebatch_clear(wb);
-        total += pn_bench_now() - t0;
+        total += pn_mono_s() - t0;
         if (errptr) {
             fprintf(stderr, "bench: baseline write: %s\n", errptr);
             free(errptr);

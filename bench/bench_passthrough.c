@@ -25,6 +25,7 @@
 #include "bench_util.h"
 #include "panther/kafka.h"
 #include "panther/log.h"
+#include "clock.h"
 
 typedef struct pt_options {
     const char *bootstrap;
@@ -56,12 +57,6 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
-}
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static rd_kafka_t *client(passthrough_t *pt, rd_kafka_type_t type,
@@ -186,11 +181,8 @@ static int64_t txn_deadline(const passthrough_t *pt,
                             const rd_kafka_message_t *m, int64_t now) {
     int64_t interval = (int64_t)pt->o.commit_interval_ms;
     int64_t ts = rd_kafka_message_timestamp(m, NULL), age = -1;
-    if (ts >= 0) {
-        struct timespec wall;
-        clock_gettime(CLOCK_REALTIME, &wall);
-        age = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 - ts;
-    }
+    if (ts >= 0)
+        age = pn_wall_ms() - ts;
     if (pt->commit_started_ms > 0 && now - pt->commit_started_ms < interval &&
         age < interval)
         return pt->commit_started_ms + interval;
@@ -206,7 +198,7 @@ static rd_kafka_error_t *txn_add(passthrough_t *pt,
         if (error)
             return error;
         pt->txn_open = true;
-        pt->deadline_ms = txn_deadline(pt, m, now_ms());
+        pt->deadline_ms = txn_deadline(pt, m, pn_mono_ms());
         pt->offsets = rd_kafka_topic_partition_list_new(8);
     }
     const char *topic = rd_kafka_topic_name(m->rkt);
@@ -222,11 +214,11 @@ static rd_kafka_error_t *txn_add(passthrough_t *pt,
 static bool txn_due(const passthrough_t *pt) {
     return pt->txn_open &&
            (stop_requested || pt->txn_records >= pt->o.batch ||
-            now_ms() >= pt->deadline_ms);
+            pn_mono_ms() >= pt->deadline_ms);
 }
 
 static rd_kafka_error_t *txn_commit(passthrough_t *pt) {
-    pt->commit_started_ms = now_ms();
+    pt->commit_started_ms = pn_mono_ms();
     rd_kafka_consumer_group_metadata_t *cgmd =
         rd_kafka_consumer_group_metadata(pt->consumer);
     rd_kafka_error_t *error = rd_kafka_send_offsets_to_transaction(
@@ -282,7 +274,7 @@ static int recover(passthrough_t *pt, rd_kafka_error_t *error) {
 static int poll_timeout(const passthrough_t *pt) {
     if (!pt->txn_open)
         return 100;
-    int64_t left = pt->deadline_ms - now_ms();
+    int64_t left = pt->deadline_ms - pn_mono_ms();
     return left <= 0 ? 0 : left > 100 ? 100 : (int)left;
 }
 

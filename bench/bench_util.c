@@ -1,5 +1,6 @@
 #define _XOPEN_SOURCE 700
 #include "bench_util.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -9,12 +10,6 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-
-double pn_bench_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -75,12 +70,12 @@ void pn_bench_progress_start(pn_bench_progress_t *p, const char *what,
                              uint64_t total, bool enabled) {
     p->what = what;
     p->total = total;
-    p->started = p->last = pn_bench_now();
+    p->started = p->last = pn_mono_s();
     p->enabled = enabled;
 }
 
 void pn_bench_progress_update(pn_bench_progress_t *p, uint64_t done) {
-    double now = pn_bench_now();
+    double now = pn_mono_s();
     if (!p->enabled || now - p->last < 1.0)
         return;
     p->last = now;
@@ -93,5 +88,5 @@ void pn_bench_progress_update(pn_bench_progress_t *p, uint64_t done) {
 void pn_bench_progress_end(pn_bench_progress_t *p) {
     if (p->enabled)
         fprintf(stderr, "%s: done in %.1f s\n", p->what,
-                pn_bench_now() - p->started);
+                pn_mono_s() - p->started);
 }

@@ -7,9 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** Monotonic seconds. */
-double pn_bench_now(void);
-
 /** The p-quantile (0..1) of n values; sorts values in place. */
 double pn_bench_percentile(double *values, size_t n, double p);
 

@@ -20,6 +20,7 @@
 #include "panther/partition.h"
 #include "panther/schema_registry.h"
 #include "topic_reader.h"
+#include "clock.h"
 
 #define READ_TIMEOUT_MS 120000
 
@@ -439,16 +440,12 @@ static pn_err_t group_caught_up(const pn_audit_options_t *o, bool *caught_up,
 
 static pn_err_t wait_for_group(const pn_audit_options_t *o, bool *caught_up,
                                char *errstr, size_t errstr_size) {
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    int64_t start_ms = pn_mono_ms();
     for (;;) {
         pn_err_t err = group_caught_up(o, caught_up, errstr, errstr_size);
         if (err || *caught_up)
             return err;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long elapsed = (now.tv_sec - start.tv_sec) * 1000 +
-                       (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (elapsed >= o->wait_ms)
+        if (pn_mono_ms() - start_ms >= o->wait_ms)
             return PN_ERR_OK;
         usleep(500 * 1000);
     }

@@ -26,6 +26,7 @@
 #include "panther/codec.h"
 #include "panther/kafka.h"
 #include "topic_reader.h"
+#include "clock.h"
 
 #define T_COMMANDS PN_DEMO_TOPIC_COMMANDS
 #define T_EVENTS PN_DEMO_TOPIC_EVENTS
@@ -66,12 +67,6 @@ typedef struct demo {
     double started, last_progress;
     uint64_t last_answered; /* kept for progress once the workers are gone */
 } demo_t;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static bool interrupted(const demo_t *d) {
     return d->o.interrupted && *d->o.interrupted;
@@ -159,7 +154,7 @@ static uint64_t rebalances(const demo_t *d) {
 }
 
 static void progress(demo_t *d, const char *phase, bool force) {
-    double now = now_s();
+    double now = pn_mono_s();
     if (!d->o.progress || (!force && now - d->last_progress < 1.0))
         return;
     d->last_progress = now;
@@ -412,7 +407,7 @@ static pn_err_t check_running(demo_t *d, double deadline, char *errstr,
             return pn_err_set(errstr, errstr_size, PN_ERR_INTERNAL,
                               "worker %s stopped unexpectedly",
                               d->workers[i].instance);
-    if (now_s() > deadline) {
+    if (pn_mono_s() > deadline) {
         uint64_t c, dl;
         answered(d, &c, &dl);
         return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
@@ -431,7 +426,7 @@ static pn_err_t check_running(demo_t *d, double deadline, char *errstr,
  * again in the next, since the mock keeps no transactional offsets. So
  * nothing is produced before the group has settled. */
 static pn_err_t wait_for_group(demo_t *d, char *errstr, size_t errstr_size) {
-    double t0 = now_s(), deadline = t0 + d->o.timeout_ms / 1000.0;
+    double t0 = pn_mono_s(), deadline = t0 + d->o.timeout_ms / 1000.0;
     double settled_since = t0;
     uint64_t last = UINT64_MAX;
     for (;;) {
@@ -444,7 +439,7 @@ static pn_err_t wait_for_group(demo_t *d, char *errstr, size_t errstr_size) {
             all_assigned &= s.rebalances % 2 == 1;
             callbacks += s.rebalances;
         }
-        double now = now_s();
+        double now = pn_mono_s();
         if (!all_assigned || callbacks != last) {
             last = callbacks;
             settled_since = now;
@@ -463,7 +458,7 @@ static pn_err_t wait_for_group(demo_t *d, char *errstr, size_t errstr_size) {
 /* Produces the flow and waits until every record has been answered: an
  * outcome for each command, a dead letter for each undecodable record. */
 static pn_err_t run_flow(demo_t *d, char *errstr, size_t errstr_size) {
-    double t0 = now_s(), deadline = t0 + d->o.timeout_ms / 1000.0;
+    double t0 = pn_mono_s(), deadline = t0 + d->o.timeout_ms / 1000.0;
     uint64_t settled = rebalances(d);
     size_t next = 0;
     pn_err_t err = PN_ERR_OK;
@@ -481,7 +476,7 @@ static pn_err_t run_flow(demo_t *d, char *errstr, size_t errstr_size) {
         if (!err)
             err = check_running(d, deadline, errstr, errstr_size);
     }
-    d->result->answer_seconds = now_s() - t0;
+    d->result->answer_seconds = pn_mono_s() - t0;
     d->result->rebalances_while_running = rebalances(d) - settled;
     return err;
 }
@@ -738,7 +733,7 @@ pn_err_t pn_demo_run(const pn_demo_options_t *opts, pn_demo_result_t *res,
     pn_err_t err = pn_demo_options_check(opts, errstr, errstr_size);
     if (err)
         return err;
-    demo_t d = {.o = with_defaults(opts), .result = res, .started = now_s()};
+    demo_t d = {.o = with_defaults(opts), .result = res, .started = pn_mono_s()};
     res->exactly_once = !d.o.at_least_once;
     res->workers = d.o.workers;
     res->partitions = d.o.partitions;
@@ -750,7 +745,7 @@ pn_err_t pn_demo_run(const pn_demo_options_t *opts, pn_demo_result_t *res,
     if (err == PN_ERR_NOMEM)
         pn_err_set(errstr, errstr_size, err, "out of memory");
     cleanup(&d);
-    res->seconds = now_s() - d.started;
+    res->seconds = pn_mono_s() - d.started;
     return err;
 }
 

@@ -10,6 +10,7 @@
  * before the registry, which is what lets callers keep series pointers.
  */
 #include "panther/metrics.h"
+#include "clock.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -513,18 +514,12 @@ struct pn_health_s {
     _Atomic(const char *) reason;
 };
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 pn_health_t *pn_health_new(int64_t stall_ms) {
     pn_health_t *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
     h->stall_ms = stall_ms > 0 ? stall_ms : 30000;
-    atomic_store(&h->last_beat_ms, mono_ms());
+    atomic_store(&h->last_beat_ms, pn_mono_ms());
     atomic_store(&h->reason, "starting");
     return h;
 }
@@ -533,7 +528,7 @@ void pn_health_free(pn_health_t *h) { free(h); }
 
 void pn_health_beat(pn_health_t *h) {
     if (h)
-        atomic_store(&h->last_beat_ms, mono_ms());
+        atomic_store(&h->last_beat_ms, pn_mono_ms());
 }
 
 void pn_health_set_ready(pn_health_t *h, bool ready, const char *reason) {
@@ -544,7 +539,7 @@ void pn_health_set_ready(pn_health_t *h, bool ready, const char *reason) {
 }
 
 bool pn_health_live(const pn_health_t *h, int64_t *age_ms) {
-    int64_t age = mono_ms() - atomic_load(&((pn_health_t *)h)->last_beat_ms);
+    int64_t age = pn_mono_ms() - atomic_load(&((pn_health_t *)h)->last_beat_ms);
     if (age_ms)
         *age_ms = age;
     return age <= h->stall_ms;

@@ -12,16 +12,11 @@
 
 #include "panther/log.h"
 #include "worker_internal.h"
+#include "clock.h"
 
 /* Commit the store every this many restored events, so that a long restore
  * that is interrupted does not start over. */
 #define RESTORE_COMMIT_EVERY 5000
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static pn_err_t restore_consumer(pn_worker_t *w, char *errstr,
                                  size_t errstr_size) {
@@ -89,7 +84,7 @@ static pn_err_t apply(pn_worker_t *w, const rd_kafka_message_t *m,
 
 static void log_progress(const pn_worker_t *w, restore_progress_t *rp,
                          bool done) {
-    double now = now_s();
+    double now = pn_mono_s();
     if (!done && now - rp->last_log < 1.0)
         return;
     rp->last_log = now;
@@ -136,7 +131,7 @@ pn_err_t pn_worker_restore(pn_worker_t *w, char *errstr, size_t errstr_size) {
     if (err)
         return err;
     restore_progress_t rp = {.remaining = w->to_restore->cnt,
-                             .started = now_s()};
+                             .started = pn_mono_s()};
     rp.last_log = rp.started;
     pn_worker_metrics_restore(w, 0, rp.remaining);
     while (rp.remaining > 0 && !w->stop && !err) {

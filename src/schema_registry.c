@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "panther/buf.h"
+#include "clock.h"
 
 #define NEG_CACHE_SLOTS 64
 #define MSG_SIZE 512
@@ -65,12 +66,6 @@ static CURLcode curl_init_rc;
 /* curl_global_init is not thread-safe in every libcurl: run it once. It
  * is never undone, since other threads may still use libcurl at exit. */
 static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- construction -------------------------------------------------------- */
 
@@ -254,7 +249,7 @@ uint64_t pn_schema_registry_requests(const pn_schema_registry_t *reg) {
 
 static const neg_entry_t *neg_find(const pn_schema_registry_t *reg,
                                    int32_t id) {
-    int64_t now = now_ms();
+    int64_t now = pn_mono_ms();
     for (size_t i = 0; i < NEG_CACHE_SLOTS; i++)
         if (reg->neg[i].err && reg->neg[i].id == id &&
             reg->neg[i].expires_ms > now)
@@ -270,7 +265,7 @@ static void neg_add(pn_schema_registry_t *reg, int32_t id, pn_err_t err,
     reg->neg_next = (reg->neg_next + 1) % NEG_CACHE_SLOTS;
     e->id = id;
     e->err = err;
-    e->expires_ms = now_ms() + reg->negative_ttl_ms;
+    e->expires_ms = pn_mono_ms() + reg->negative_ttl_ms;
     snprintf(e->msg, sizeof e->msg, "%s", msg);
 }
 

@@ -15,6 +15,7 @@
 
 #include "panther/log.h"
 #include "snapshotter_internal.h"
+#include "clock.h"
 
 /* --- clients --------------------------------------------------------------- */
 
@@ -509,17 +510,17 @@ pn_err_t pn_snapshotter_run(pn_snapshotter_t *s, char *errstr,
               PN_LOG_INT("partitions", s->n_partitions),
               PN_LOG_INT("interval_ms", s->opts.interval_ms));
     pn_health_set_ready(s->opts.health, false, "no partitions assigned");
-    s->last_checkpoint_ms = pn_snapshotter__now_ms();
+    s->last_checkpoint_ms = pn_mono_ms();
     pn_err_t err = PN_ERR_OK;
     while (!s->stop && !err) {
         pn_health_beat(s->opts.health);
         int64_t left = s->last_checkpoint_ms + s->opts.interval_ms -
-                       pn_snapshotter__now_ms();
+                       pn_mono_ms();
         if (left <= 0) {
             if (may_checkpoint(s))
                 err = checkpoint(s, errstr, errstr_size);
             else
-                s->last_checkpoint_ms = pn_snapshotter__now_ms();
+                s->last_checkpoint_ms = pn_mono_ms();
             continue;
         }
         if (s->streams.count >= PN_SNAPSHOTTER_MAX_STREAMS)

@@ -10,16 +10,11 @@
 
 #include "panther/log.h"
 #include "snapshotter_internal.h"
+#include "clock.h"
 
 /* How long a checkpoint waits for the broker to acknowledge its snapshots
  * before it gives up and retries at the next interval. */
 #define PUBLISH_TIMEOUT_MS 30000
-
-int64_t pn_snapshotter__now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void count(atomic_uint_fast64_t *c, uint64_t n) {
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
@@ -214,7 +209,7 @@ static void publish_one(pn_map_entry_t *e, void *opaque) {
             RD_KAFKA_V_VALUE(s->scratch.data, s->scratch.len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL && !s->stop &&
-            pn_snapshotter__now_ms() < pc->deadline_ms) {
+            pn_mono_ms() < pc->deadline_ms) {
             rd_kafka_poll(s->producer, 50);
             continue;
         }
@@ -236,7 +231,7 @@ static void publish_one(pn_map_entry_t *e, void *opaque) {
 static pn_err_t publish(pn_snapshotter_t *s, char *errstr, size_t errstr_size) {
     s->delivery_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     publish_ctx_t pc = {s, PN_ERR_OK, 0,
-                        pn_snapshotter__now_ms() + PUBLISH_TIMEOUT_MS};
+                        pn_mono_ms() + PUBLISH_TIMEOUT_MS};
     pn_map_foreach(&s->streams, publish_one, &pc);
     rd_kafka_resp_err_t rerr = rd_kafka_flush(s->producer, PUBLISH_TIMEOUT_MS);
     if (pc.err == PN_ERR_OK && !rerr && !s->delivery_err) {
@@ -323,7 +318,7 @@ static bool positions_moved(const pn_snapshotter_t *s) {
 
 pn_err_t pn_snapshotter__checkpoint(pn_snapshotter_t *s, char *errstr,
                                     size_t errstr_size) {
-    s->last_checkpoint_ms = pn_snapshotter__now_ms();
+    s->last_checkpoint_ms = pn_mono_ms();
     if (s->n_changed == 0 && !positions_moved(s)) {
         pn_map_clear(&s->streams, free_stream);
         return PN_ERR_OK;

@@ -59,9 +59,6 @@ struct pn_snapshotter_s {
     pn_snap_counters_t stats;
 };
 
-/** Monotonic milliseconds. */
-int64_t pn_snapshotter__now_ms(void);
-
 /** Applies one events-topic record. Errors are fatal (store failures);
  *  bad records are logged and counted, not errors. */
 PN_MUST_CHECK pn_err_t pn_snapshotter__apply(pn_snapshotter_t *s,

@@ -25,6 +25,7 @@
 
 #include "hashmap.h"
 #include "panther/log.h"
+#include "clock.h"
 
 #define FILTER_BITS_PER_KEY 12
 #define FILTER_PROBES 6
@@ -146,12 +147,6 @@ void pn_store__filter_check_bound(pn_store_t *store) {
     f->next_check = f->keys + live / FILTER_CHECK_SHARE;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Counts the keys of the dedup family, to size the first part. */
 static pn_err_t scan_keys(pn_store_t *store, pn_store_filter_t *f,
                           uint64_t *n) {
@@ -184,7 +179,7 @@ pn_err_t pn_store__filter_build(pn_store_t *store) {
     pn_store_filter_t *f = &store->filter;
     pn_store__wait_idle(store); /* its dedup keys are not in the filter */
     pn_store__filter_reset(f);
-    double t0 = now_s();
+    double t0 = pn_mono_s();
     uint64_t n;
     pn_err_t err = scan_keys(store, NULL, &n);
     uint64_t capacity = FILTER_MIN_KEYS;
@@ -203,6 +198,6 @@ pn_err_t pn_store__filter_build(pn_store_t *store) {
         pn_log_kv(PN_LOG_INFO, "built the idempotency filter",
                   PN_LOG_STR("store", store->path), PN_LOG_UINT("keys", n),
                   PN_LOG_UINT("bytes", f->bytes),
-                  PN_LOG_DOUBLE("seconds", now_s() - t0));
+                  PN_LOG_DOUBLE("seconds", pn_mono_s() - t0));
     return PN_ERR_OK;
 }

@@ -1,14 +1,9 @@
 #include "topic_reader.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static pn_err_t reader_new(const pn_kafka_prop_t *kafka, size_t n_kafka,
                            rd_kafka_t **rkp, char *errstr,
@@ -62,9 +57,9 @@ pn_err_t pn_topic_read_all(const pn_kafka_prop_t *kafka, size_t n_kafka,
                          "cannot assign topic '%s'", topic);
     rd_kafka_topic_partition_list_destroy(parts);
     int remaining = n_parts;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = pn_mono_ms() + timeout_ms;
     while (!err && remaining > 0) {
-        if (now_ms() > deadline) {
+        if (pn_mono_ms() > deadline) {
             err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
                              "timed out reading topic '%s' (%d partitions "
                              "not at their end)", topic, remaining);

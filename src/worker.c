@@ -2,8 +2,8 @@
  * The worker loop, pipelined as Kafka Streams does it: records are executed
  * and their results produced as they are polled, into a transaction begun
  * with the first of them; the transaction (results plus consumed offsets)
- * is committed when the commit interval since it began has passed or the
- * batch is full, and then the local store is written. Polling never stops
+ * is committed about every commit interval (txn_deadline says from when)
+ * or when the batch is full, and then the local store is written. Polling never stops
  * for longer than one record's work, so a command waits at most about one
  * commit interval plus one commit.
  *
@@ -29,15 +29,10 @@
 #include "panther/log.h"
 #include "panther/partition.h"
 #include "worker_internal.h"
+#include "clock.h"
 
 /* Marks the delivery reports of events, whose offsets become checkpoints. */
 static char event_tag;
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- producer ---------------------------------------------------------------- */
 
@@ -175,11 +170,7 @@ static void txn_close(pn_worker_t *w) {
  * -1 when it has none. */
 static int64_t record_age_ms(const rd_kafka_message_t *m) {
     int64_t ts = rd_kafka_message_timestamp(m, NULL);
-    if (ts < 0)
-        return -1;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - ts;
+    return ts < 0 ? -1 : pn_wall_ms() - ts;
 }
 
 /* When the transaction that the record opens must commit.
@@ -217,7 +208,7 @@ static pn_err_t txn_begin(pn_worker_t *w, const rd_kafka_message_t *m,
     w->txn_offsets = rd_kafka_topic_partition_list_new(8);
     w->txn_records = 0;
     w->txn_open = true;
-    w->txn_deadline_ms = txn_deadline(w, m, now_ms());
+    w->txn_deadline_ms = txn_deadline(w, m, pn_mono_ms());
     if (!w->opts.exactly_once)
         return PN_ERR_OK;
     return txn_step(rd_kafka_begin_transaction(w->producer),
@@ -249,13 +240,13 @@ static pn_err_t txn_add(pn_worker_t *w, const rd_kafka_message_t *m,
     return pn_worker_handle_message(w, m, errstr, errstr_size);
 }
 
-/* Time to commit: the deadline has passed, the batch is full, or the
- * worker is stopping. */
-static bool txn_due(const pn_worker_t *w) {
+/* Time to commit (now: monotonic ms): the deadline has passed, the batch
+ * is full, or the worker is stopping. */
+static bool txn_due(const pn_worker_t *w, int64_t now) {
     return w->txn_open &&
            (w->stop ||
             w->txn_records >= (size_t)w->opts.batch_max_commands ||
-            now_ms() >= w->txn_deadline_ms);
+            now >= w->txn_deadline_ms);
 }
 
 /* Everything produced plus the consumed offsets, in one commit. */
@@ -407,7 +398,7 @@ static pn_err_t txn_failed(pn_worker_t *w, pn_err_t err, const char *why,
 /* Commits the open transaction to Kafka, then to the local store. */
 static pn_err_t txn_commit(pn_worker_t *w, char *errstr, size_t errstr_size) {
     char why[512] = "";
-    w->commit_started_ms = now_ms();
+    w->commit_started_ms = pn_mono_ms();
     pn_err_t err = w->opts.exactly_once
                        ? txn_commit_kafka(w, why, sizeof why)
                        : batch_commit_unsafe(w, why, sizeof why);
@@ -418,13 +409,13 @@ static pn_err_t txn_commit(pn_worker_t *w, char *errstr, size_t errstr_size) {
     pn_worker_metrics_batch_committed(w);
     size_t records = w->txn_records;
     txn_close(w);
-    int64_t kafka_done_ms = now_ms();
+    int64_t kafka_done_ms = pn_mono_ms();
     err = commit_local(w, errstr, errstr_size);
     /* Where a cycle's time goes, for tuning (log.level=debug). */
     pn_log_kv(PN_LOG_DEBUG, "transaction committed",
               PN_LOG_UINT("records", records),
               PN_LOG_INT("kafka_commit_ms", kafka_done_ms - w->commit_started_ms),
-              PN_LOG_INT("store_commit_ms", now_ms() - kafka_done_ms));
+              PN_LOG_INT("store_commit_ms", pn_mono_ms() - kafka_done_ms));
     if (err)
         /* Kafka has the batch; the store will catch up by restoring. */
         pn_log_kv(PN_LOG_ERROR, "local store write failed after commit",
@@ -684,17 +675,18 @@ static void seek_back(pn_worker_t *w, const rd_kafka_message_t *m) {
 /* Waits no longer than the open transaction's deadline, so that commits
  * are on time when records stop coming; idle, long enough to be cheap and
  * short enough for the loop to look at its flags. */
-static int poll_timeout(const pn_worker_t *w) {
+static int poll_timeout(const pn_worker_t *w, int64_t now) {
     if (!w->txn_open)
         return 100;
-    int64_t left = w->txn_deadline_ms - now_ms();
+    int64_t left = w->txn_deadline_ms - now;
     return left <= 0 ? 0 : left > 100 ? 100 : (int)left;
 }
 
 /* Polls once and runs what came into the open transaction. */
-static pn_err_t poll_once(pn_worker_t *w, char *errstr, size_t errstr_size) {
+static pn_err_t poll_once(pn_worker_t *w, int64_t now, char *errstr,
+                          size_t errstr_size) {
     rd_kafka_message_t *m =
-        rd_kafka_consumer_poll(w->consumer, poll_timeout(w));
+        rd_kafka_consumer_poll(w->consumer, poll_timeout(w, now));
     if (!m)
         return PN_ERR_OK;
     pn_err_t err = PN_ERR_OK;
@@ -738,17 +730,13 @@ static void serve_deliveries(pn_worker_t *w) {
  * Idempotency entries need no call: they expire in RocksDB compactions. */
 #define MAINTAIN_INTERVAL_MS 1000
 
-static pn_err_t maintain_if_due(pn_worker_t *w, char *errstr,
+static pn_err_t maintain_if_due(pn_worker_t *w, int64_t now, char *errstr,
                                 size_t errstr_size) {
-    int64_t now = now_ms();
     if (w->txn_open || now < w->maintain_due_ms)
         return PN_ERR_OK;
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
     pn_engine_maintenance_t done;
-    pn_err_t err = pn_engine_maintain(
-        w->engine, (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000, 0,
-        &done, errstr, errstr_size);
+    pn_err_t err = pn_engine_maintain(w->engine, pn_wall_ms(), 0, &done,
+                                      errstr, errstr_size);
     if (err)
         return err;
     bool behind = done.events_deleted >= PN_ENGINE_DEFAULT_MAINTAIN_WORK / 2;
@@ -777,24 +765,30 @@ pn_err_t pn_worker_run(pn_worker_t *w, char *errstr, size_t errstr_size) {
               PN_LOG_INT("partitions", w->n_partitions));
     pn_err_t err = PN_ERR_OK;
     int64_t last_tick_ms = 0;
+    /* The clock is read once per polled record (after the poll) and that
+     * reading serves the commit check and the next poll's timeout. */
+    int64_t now = pn_mono_ms();
     while (!w->stop && !err && w->producer) {
         /* Not once per record: between transactions, and at most every
          * 100 ms inside a long one, so that liveness keeps beating. */
-        int64_t now = now_ms();
         if (!w->txn_open || now - last_tick_ms >= 100) {
             pn_worker_metrics_tick(w);
             last_tick_ms = now;
         }
         if (w->to_restore->cnt) {
             err = pn_worker_restore(w, errstr, errstr_size);
+            now = pn_mono_ms();
             continue;
         }
-        err = poll_once(w, errstr, errstr_size);
+        err = poll_once(w, now, errstr, errstr_size);
         serve_deliveries(w);
-        if (!err && txn_due(w))
+        now = pn_mono_ms();
+        if (!err && txn_due(w, now)) {
             err = txn_commit(w, errstr, errstr_size);
+            now = pn_mono_ms();
+        }
         if (!err)
-            err = maintain_if_due(w, errstr, errstr_size);
+            err = maintain_if_due(w, now, errstr, errstr_size);
     }
     if (!err && !w->producer)
         err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,

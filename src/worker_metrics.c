@@ -14,6 +14,7 @@
 
 #include "panther/metrics.h"
 #include "worker_internal.h"
+#include "clock.h"
 
 /* Readiness waits for this long at most for a fresh look at the
  * assignment; rebalances trigger one at once. */
@@ -56,18 +57,6 @@ static const double batch_bounds[] = {1,   2,    5,    10,   20,    50,
 static const double latency_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1,
                                         0.25,  0.5,  1,     2.5,  5,
                                         10,    30,   60,    300};
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- registration ----------------------------------------------------------- */
 
@@ -295,7 +284,7 @@ void pn_worker_metrics_batch_committed(pn_worker_t *w) {
     pn_series_add(wm->forwarded, (double)(now->forwarded - then->forwarded));
     pn_series_inc(wm->txn_committed);
     pn_series_observe(wm->batch_records, (double)w->txn_records);
-    int64_t now_ms = wall_ms();
+    int64_t now_ms = pn_wall_ms();
     for (size_t i = 0; wm->latency && i < wm->n_pending_ts; i++) {
         int64_t ts = wm->pending_ts[i];
         if (ts >= 0)
@@ -351,7 +340,7 @@ void pn_worker_metrics_tick(pn_worker_t *w) {
         return;
     pn_health_beat(wm->health);
     publish_loop_counters(w, wm);
-    int64_t now = mono_ms();
+    int64_t now = pn_mono_ms();
     if (w->stats.rebalances != wm->assigned_rebalances ||
         now - wm->assigned_at_ms >= SAMPLE_EVERY_MS)
         refresh_assignment(w, wm, now);

@@ -19,6 +19,7 @@
 #include "panther/command_json.h"
 #include "panther/log.h"
 #include "panther/schema_registry.h"
+#include "clock.h"
 
 enum {
     OPT_TOPIC = 2000,
@@ -68,12 +69,6 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
-}
-
-static int64_t now_mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void usage(FILE *out) {
@@ -517,9 +512,9 @@ static bool finished(const consumer_t *c) {
 
 static int consume_loop(consumer_t *c) {
     const consume_opts_t *o = c->opts;
-    int64_t deadline = o->timeout_ms >= 0 ? now_mono_ms() + o->timeout_ms : -1;
+    int64_t deadline = o->timeout_ms >= 0 ? pn_mono_ms() + o->timeout_ms : -1;
     while (!stop_requested && !finished(c)) {
-        int64_t left = deadline >= 0 ? deadline - now_mono_ms() : 100;
+        int64_t left = deadline >= 0 ? deadline - pn_mono_ms() : 100;
         if (left <= 0) {
             bool owed = o->count >= 0 || o->exit_at_end;
             if (owed)

@@ -17,6 +17,7 @@
 #include "panther/codec.h"
 #include "panther/command_json.h"
 #include "panther/log.h"
+#include "clock.h"
 
 enum {
     OPT_INPUT = 2000,
@@ -77,18 +78,6 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
-}
-
-static double now_mono(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void usage(FILE *out) {
@@ -381,7 +370,7 @@ static void produce_record(producer_t *p, const void *key, size_t key_len,
 static void maybe_progress(producer_t *p, bool force) {
     if (!p->opts->progress && !force)
         return;
-    double now = now_mono();
+    double now = pn_mono_s();
     if (!force && now < p->next_progress)
         return;
     p->next_progress = now + 1.0;
@@ -401,7 +390,7 @@ static void bucket_take(bucket_t *b, producer_t *p) {
     if (b->rate <= 0)
         return;
     for (;;) {
-        double now = now_mono();
+        double now = pn_mono_s();
         b->tokens += (now - b->last) * b->rate;
         if (b->tokens > b->burst)
             b->tokens = b->burst;
@@ -432,7 +421,7 @@ static pn_err_t encode_line(producer_t *p, bool *has_key, bool *has_value,
         *has_key = p->opts->key != NULL;
         return err;
     }
-    pn_command_json_defaults_t d = {.by = NULL, .at_ms = now_ms()};
+    pn_command_json_defaults_t d = {.by = NULL, .at_ms = pn_wall_ms()};
     pn_command_t cmd;
     pn_err_t err = pn_command_json_parse((const char *)p->line.data,
                                          p->line.len, &d, &cmd, errstr,
@@ -506,7 +495,7 @@ static void produce_all(producer_t *p, FILE *in) {
     bucket_t bucket = {.rate = p->opts->rate,
                        .burst = p->opts->rate / 20 > 1 ? p->opts->rate / 20 : 1,
                        .tokens = 1,
-                       .last = now_mono()};
+                       .last = pn_mono_s()};
     long lineno = 0;
     bool too_long;
     char fatal[512];
@@ -560,7 +549,7 @@ static int run(producer_t *p, const pn_config_t *cfg, FILE *in) {
         fprintf(stderr, "panther produce: %s\n", err[0] ? err : pn_err_str(e));
         return e == PN_ERR_CONFIG ? PN_EXIT_USAGE : PN_EXIT_FAILURE;
     }
-    p->started = now_mono();
+    p->started = pn_mono_s();
     produce_all(p, in);
     drain(p);
     int rc = p->stop_rc ? p->stop_rc
@@ -571,7 +560,7 @@ static int run(producer_t *p, const pn_config_t *cfg, FILE *in) {
               PN_LOG_UINT("acked", p->stats.acked),
               PN_LOG_UINT("failed", p->stats.failed),
               PN_LOG_UINT("bad_lines", p->stats.bad),
-              PN_LOG_DOUBLE("seconds", now_mono() - p->started),
+              PN_LOG_DOUBLE("seconds", pn_mono_s() - p->started),
               PN_LOG_BOOL("interrupted", stop_requested != 0));
     return rc;
 }

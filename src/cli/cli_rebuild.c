@@ -20,6 +20,7 @@
 #include "cli_store.h"
 #include "panther/log.h"
 #include "topic_reader.h"
+#include "clock.h"
 
 /* Commit the new store every this many events (as a restore does). */
 #define COMMIT_EVERY 5000
@@ -61,12 +62,6 @@ typedef struct rebuild {
     char err[1024];
 } rebuild_t;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int64_t offsets_done(const rebuild_t *rb) {
     int64_t done = 0;
     for (int32_t p = 0; p < rb->n_parts; p++)
@@ -75,7 +70,7 @@ static int64_t offsets_done(const rebuild_t *rb) {
 }
 
 static void show_progress(rebuild_t *rb, bool final) {
-    double now = now_s();
+    double now = pn_mono_s();
     if (!final && now - rb->last_shown < (rb->tty ? 0.1 : 5.0))
         return;
     rb->last_shown = now;
@@ -255,7 +250,7 @@ static int rebuild(const pn_config_t *cfg, bool force) {
         fprintf(stderr, "panther rebuild: %s (%d partitions, %" PRId64
                         " offsets) into '%s'\n",
                 topic, (int)rb.n_parts, rb.total, path);
-        rb.started = rb.last_shown = now_s();
+        rb.started = rb.last_shown = pn_mono_s();
         e = pn_topic_read_all(kp.props, kp.n, topic, on_event, &rb, INT_MAX,
                               rb.err, sizeof rb.err);
         /* What was read is consistent (checkpoints included), also when
@@ -282,7 +277,7 @@ static int rebuild(const pn_config_t *cfg, bool force) {
     if (!rc)
         fprintf(stderr, "panther rebuild: done, %" PRIu64 " events applied "
                         "(%" PRIu64 " already present) in %.1f s\n",
-                rb.applied, rb.skipped, now_s() - rb.started);
+                rb.applied, rb.skipped, pn_mono_s() - rb.started);
     return rc;
 }
 
