@@ -5,8 +5,9 @@
  * A stream touched by the open batch lives in the overlay: its state is
  * *moved* out of the cache (or loaded from the store) and worked on in
  * place. Commit writes snapshots of the changed ones and moves them back
- * into the cache; discard frees them, so the cache never holds state that
- * the store does not have, and the next batch reloads it from the store.
+ * into the cache, pinned there until the store writer has written them
+ * (engine.h, "threading"); discard frees them, and the next batch reloads
+ * them from the store.
  */
 #include "panther/engine.h"
 
@@ -15,11 +16,8 @@
 #include <string.h>
 
 #include "arena.h"
-#include "panther/log.h"
-
-/* Room for a store error text (path, what, RocksDB's message). */
-#define PN_STORE_LAST_ERROR_MAX_TEXT 512
 #include "hashmap.h"
+#include "panther/log.h"
 #include "state_cache.h"
 #include "store_nowait.h"
 
@@ -67,7 +65,7 @@ struct pn_engine_s {
     pn_map_t pending_dedup;
     pn_arena_t pending_arena;
     pn_err_t write_err;       /* a failed write, not yet reported */
-    char write_errstr[PN_STORE_LAST_ERROR_MAX_TEXT];
+    char write_errstr[PN_STORE_LAST_ERROR_MAX];
     bool poisoned;            /* the open batch saw a write that failed */
 };
 
@@ -175,7 +173,7 @@ static void write_failed(pn_engine_t *engine, pn_err_t err,
 static void observe_write(pn_engine_t *engine, bool wait) {
     if (!engine->write_pending)
         return;
-    char text[PN_STORE_LAST_ERROR_MAX_TEXT] = "";
+    char text[PN_STORE_LAST_ERROR_MAX] = "";
     bool idle = true;
     pn_err_t err = wait ? pn_store_sync(engine->store, text, sizeof text)
                         : pn_store_poll(engine->store, &idle, text, sizeof text);
@@ -185,14 +183,22 @@ static void observe_write(pn_engine_t *engine, bool wait) {
         write_landed(engine);
 }
 
+/* Reports a failed write, once. */
+static pn_err_t take_write_error(pn_engine_t *engine, char *errstr,
+                                 size_t errstr_size) {
+    pn_err_t err = engine->write_err;
+    if (!err)
+        return PN_ERR_OK;
+    engine->write_err = PN_ERR_OK;
+    return pn_err_set(errstr, errstr_size, err, "%s", engine->write_errstr);
+}
+
 /* Reports a failed write once, then whether the open batch is poisoned. */
 static pn_err_t write_error(pn_engine_t *engine, char *errstr,
                             size_t errstr_size) {
-    pn_err_t err = engine->write_err;
-    if (err) {
-        engine->write_err = PN_ERR_OK;
-        return pn_err_set(errstr, errstr_size, err, "%s", engine->write_errstr);
-    }
+    pn_err_t err = take_write_error(engine, errstr, errstr_size);
+    if (err)
+        return err;
     if (engine->poisoned)
         return pn_err_set(errstr, errstr_size, PN_ERR_STORE_IO,
                           "a store write failed while this batch was open; "
@@ -342,7 +348,8 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
     ov->dirty = false;
     pn_state_init(&ov->state);
     pn_err_t err = PN_ERR_OK;
-    if (pn_state_cache_take(engine->cache, key, &ov->state)) {
+    bool from_cache = pn_state_cache_take(engine->cache, key, &ov->state);
+    if (from_cache) {
         engine->stats.cache_hits++;
     } else {
         engine->stats.cache_misses++;
@@ -352,6 +359,11 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
     if (!err)
         err = pn_map_insert(&engine->overlay, key.ptr, key.len, ov, NULL);
     if (err) {
+        /* A state taken from the cache may exist only in the write in
+         * flight: let that land before the state is freed, so the next
+         * load reads it from the store. */
+        if (from_cache)
+            observe_write(engine, true);
         free_overlay(ov);
         return err;
     }
@@ -802,11 +814,7 @@ pn_err_t pn_engine_sync(pn_engine_t *engine, char *errstr,
     if (errstr && errstr_size)
         errstr[0] = '\0';
     observe_write(engine, true);
-    pn_err_t err = engine->write_err;
-    engine->write_err = PN_ERR_OK;
-    return err ? pn_err_set(errstr, errstr_size, err, "%s",
-                            engine->write_errstr)
-               : PN_ERR_OK;
+    return take_write_error(engine, errstr, errstr_size);
 }
 
 size_t pn_engine_batch_commands(const pn_engine_t *engine) {

@@ -138,16 +138,15 @@ pn_err_t pn_map_insert(pn_map_t *map, const void *key, size_t len,
     pn_map_entry_t *e = acquire_entry(map, len);
     if (!e)
         return PN_ERR_NOMEM;
-    e->hash = pn_hash_bytes(key, len);
+    uint64_t hash = pn_hash_bytes(key, len);
     e->value = value;
     e->key_len = len;
     memcpy(e->key, key, len);
     e->key[len] = '\0';
-    e->next = NULL;
-    size_t mask = map->n_slots - 1, at = e->hash & mask;
+    size_t mask = map->n_slots - 1, at = hash & mask;
     while (map->slots[at].entry)
         at = (at + 1) & mask;
-    map->slots[at] = (pn_map_slot_t){e->hash, e};
+    map->slots[at] = (pn_map_slot_t){hash, e};
     map->count++;
     if (entryp)
         *entryp = e;

@@ -17,7 +17,6 @@
 
 typedef struct pn_map_entry {
     struct pn_map_entry *next; /* the spare list */
-    uint64_t hash;
     void *value;
     size_t key_len;
     char key[]; /* NUL-terminated copy */

@@ -134,6 +134,17 @@ static cache_node_t *victim(const pn_state_cache_t *cache) {
     return node;
 }
 
+/* Evicts unpinned entries, least recent first, until at most `keep`
+ * remain (or only pinned ones do). */
+static void evict_above(pn_state_cache_t *cache, size_t keep) {
+    cache_node_t *old;
+    while (cache->map.count > keep && (old = victim(cache))) {
+        remove_node(cache, old);
+        pn_state_clear(&old->state);
+        recycle_node(cache, old);
+    }
+}
+
 pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
                             pn_state_t *state, uint64_t pin) {
     pn_map_entry_t *e = pn_map_find(&cache->map, key.ptr, key.len);
@@ -147,12 +158,8 @@ pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
         push_front(cache, node);
         return PN_ERR_OK;
     }
-    cache_node_t *old;
-    while (cache->map.count >= cache->capacity && (old = victim(cache))) {
-        remove_node(cache, old);
-        pn_state_clear(&old->state);
-        recycle_node(cache, old);
-    }
+    /* Room for the new entry. */
+    evict_above(cache, cache->capacity - 1); /* capacity >= 1 */
     cache_node_t *node = new_node(cache);
     pn_err_t err = node ? pn_map_insert(&cache->map, key.ptr, key.len, node,
                                         &node->entry)
@@ -170,19 +177,10 @@ pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
     return PN_ERR_OK;
 }
 
-/* Evicts unpinned entries down to the capacity. */
-static void trim(pn_state_cache_t *cache) {
-    cache_node_t *old;
-    while (cache->map.count > cache->capacity && (old = victim(cache))) {
-        remove_node(cache, old);
-        pn_state_clear(&old->state);
-        recycle_node(cache, old);
-    }
-}
-
 void pn_state_cache_unpin(pn_state_cache_t *cache, uint64_t durable) {
     cache->durable = durable;
-    trim(cache); /* pinned entries may have pushed it past its capacity */
+    /* Pinned entries may have pushed it past its capacity. */
+    evict_above(cache, cache->capacity);
 }
 
 bool pn_state_cache_over(const pn_state_cache_t *cache) {

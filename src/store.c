@@ -57,8 +57,7 @@ static const unsigned cf_write_share[PN_STORE_CF__COUNT] = {
 
 pn_err_t pn_store__fail(pn_store_t *store, char *rerr, const char *what,
                         char *errstr, size_t errstr_size) {
-    pn_err_t err = strncmp(rerr, "Corruption", 10) == 0 ? PN_ERR_STORE_CORRUPT
-                                                        : PN_ERR_STORE_IO;
+    pn_err_t err = pn_store__rerr_code(rerr);
     snprintf(store->last_error, sizeof store->last_error, "%s: %s: %s",
              store->path, what, rerr);
     rocksdb_free(rerr);
@@ -234,7 +233,7 @@ static pn_err_t check_orphan_files(pn_store_t *store, char *errstr,
  * transient I/O failure. */
 static pn_err_t open_fail(pn_store_t *store, char *rerr, bool exists,
                           const char *what, char *errstr, size_t errstr_size) {
-    bool corrupt = strncmp(rerr, "Corruption", 10) == 0 ||
+    bool corrupt = pn_store__rerr_code(rerr) == PN_ERR_STORE_CORRUPT ||
                    (exists && strstr(rerr, "No such file") != NULL);
     snprintf(store->last_error, sizeof store->last_error, "%s: %s%s: %s",
              store->path, corrupt ? "store is corrupt, " : "", what, rerr);
@@ -643,8 +642,7 @@ pn_err_t pn_store_scan_events(pn_store_t *store, pn_str_t stream_key,
 /* A RocksDB error on a reader thread: translated, not recorded (the
  * handle's last_error belongs to the owner thread). */
 static pn_err_t reader_fail(char *rerr) {
-    pn_err_t err = strncmp(rerr, "Corruption", 10) == 0 ? PN_ERR_STORE_CORRUPT
-                                                        : PN_ERR_STORE_IO;
+    pn_err_t err = pn_store__rerr_code(rerr);
     rocksdb_free(rerr);
     return err;
 }

@@ -12,7 +12,14 @@
 #include "panther/store.h"
 #include "store_format.h"
 
-#define PN_STORE_LAST_ERROR_MAX 512
+#include <string.h>
+
+/** The error a RocksDB message stands for: its Status prints "Corruption"
+ *  first for a damaged database, anything else is I/O. */
+static inline pn_err_t pn_store__rerr_code(const char *rerr) {
+    return strncmp(rerr, "Corruption", 10) == 0 ? PN_ERR_STORE_CORRUPT
+                                                : PN_ERR_STORE_IO;
+}
 #define PN_STORE_FILTER_MAX_PARTS 40
 
 /* One blocked Bloom filter of the chain. */

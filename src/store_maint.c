@@ -178,7 +178,7 @@ pn_err_t pn_store_expire_events_step(pn_store_t *store, int64_t now_ms,
         *pass_done = true;
     if (!store || max_work == 0)
         return PN_ERR_INVALID_ARG;
-    pn_store__wait_idle(store); /* store->wb */
+    pn_store__wait_idle(store); /* its deletes land after every commit */
     /* At least a visit and a delete: every step then makes progress (it
      * deletes an event or moves past a snapshot), so steps never stall. */
     expire_events_ctx_t ctx = {store, NULL, 0, 0, 0,
@@ -298,7 +298,7 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
                                  pn_store_key_filter_fn owns, void *opaque) {
     if (!store || !owns || partition < 0)
         return PN_ERR_INVALID_ARG;
-    pn_store__wait_idle(store); /* store->wb, and a scan of every write */
+    pn_store__wait_idle(store); /* the scan must see every commit */
     /* A pass in progress reads the partition's old snapshots: restart. */
     pn_store__expire_pass_end(store);
     drop_ctx_t ctx = {store, owns, opaque, maint_ro()};

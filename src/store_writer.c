@@ -51,10 +51,7 @@ static void write_one(pn_store_t *store, bool fail) {
     if (err)
         fail_locked(store, err, errstr);
     else if (rerr)
-        fail_locked(store,
-                    strncmp(rerr, "Corruption", 10) == 0 ? PN_ERR_STORE_CORRUPT
-                                                         : PN_ERR_STORE_IO,
-                    rerr);
+        fail_locked(store, pn_store__rerr_code(rerr), rerr);
     store->inflight = false;
     pthread_cond_broadcast(&store->wcond);
     pthread_mutex_unlock(&store->wlock);

@@ -87,6 +87,10 @@ PN_MUST_CHECK pn_err_t pn_store_open(const pn_store_options_t *opts,
 /** Flushes nothing extra (the WAL is durable enough); NULL-safe. */
 void pn_store_close(pn_store_t *store);
 
+/** Room for a store error text (path, what was attempted, RocksDB's
+ *  message), with its terminating NUL. */
+#define PN_STORE_LAST_ERROR_MAX 512
+
 /** The text of the last RocksDB failure seen by this store (path, what was
  *  attempted, RocksDB's message), for logs; "" when none. Calls without an
  *  errstr (reads, scans, maintenance) only report through here. */
