@@ -438,11 +438,83 @@ static pn_err_t group_caught_up(const pn_audit_options_t *o, bool *caught_up,
     return err;
 }
 
+/* A consumer handle (no group) for offset queries at one isolation level. */
+static pn_err_t offsets_client_new(const pn_audit_options_t *o,
+                                   const char *isolation, rd_kafka_t **out,
+                                   char *errstr, size_t errstr_size) {
+    const pn_kafka_prop_t fixed[] = {{"isolation.level", isolation}};
+    rd_kafka_conf_t *conf;
+    pn_err_t err = pn_kafka_conf_new(NULL, 0, o->kafka, o->n_kafka, fixed, 1,
+                                     &conf, errstr, errstr_size);
+    if (err)
+        return err;
+    char why[512];
+    if (!(*out = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why))) {
+        rd_kafka_conf_destroy(conf);
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA, "%s", why);
+    }
+    return PN_ERR_OK;
+}
+
+/* True when no transaction is open on any partition of the topic: the end a
+ * read_committed reader sees (the last stable offset) is the log's end. A
+ * worker killed with a transaction open holds that end back until the
+ * broker aborts the transaction (transaction.timeout.ms), and reading before
+ * then would miss every later commit on those partitions. */
+static pn_err_t topic_settled(rd_kafka_t *committed, rd_kafka_t *uncommitted,
+                              const char *topic, bool *settled, char *errstr,
+                              size_t errstr_size) {
+    int32_t n = 0;
+    pn_err_t err = pn_kafka_partition_count(uncommitted, topic, 10000, &n,
+                                            errstr, errstr_size);
+    for (int32_t p = 0; !err && *settled && p < n; p++) {
+        int64_t low, stable, end;
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+            committed, topic, p, &low, &stable, 10000);
+        if (!e)
+            e = rd_kafka_query_watermark_offsets(uncommitted, topic, p, &low,
+                                                 &end, 10000);
+        if (e)
+            err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                             "cannot read the end offsets of %s [%d]: %s",
+                             topic, (int)p, rd_kafka_err2str(e));
+        else if (stable < end)
+            *settled = false;
+    }
+    return err;
+}
+
+static pn_err_t outputs_settled(const pn_audit_options_t *o, bool *settled,
+                                char *errstr, size_t errstr_size) {
+    rd_kafka_t *committed = NULL, *uncommitted = NULL;
+    pn_err_t err = offsets_client_new(o, "read_committed", &committed, errstr,
+                                      errstr_size);
+    if (!err)
+        err = offsets_client_new(o, "read_uncommitted", &uncommitted, errstr,
+                                 errstr_size);
+    const char *topics[] = {o->events_topic, o->outcomes_topic,
+                            o->dead_letter_topic};
+    *settled = true;
+    for (size_t i = 0; !err && *settled && i < 3; i++)
+        if (topics[i] && topics[i][0])
+            err = topic_settled(committed, uncommitted, topics[i], settled,
+                                errstr, errstr_size);
+    if (committed)
+        rd_kafka_destroy(committed);
+    if (uncommitted)
+        rd_kafka_destroy(uncommitted);
+    return err;
+}
+
+/* Waits until the group has consumed every command and no transaction is
+ * open on an output topic, or until wait_ms. */
 static pn_err_t wait_for_group(const pn_audit_options_t *o, bool *caught_up,
                                char *errstr, size_t errstr_size) {
     int64_t start_ms = pn_mono_ms();
     for (;;) {
         pn_err_t err = group_caught_up(o, caught_up, errstr, errstr_size);
+        if (!err && *caught_up)
+            err = outputs_settled(o, caught_up, errstr, errstr_size);
         if (err || *caught_up)
             return err;
         if (pn_mono_ms() - start_ms >= o->wait_ms)
@@ -531,7 +603,8 @@ pn_err_t pn_audit_run(const pn_audit_options_t *o, pn_audit_report_t *report,
         pn_map_foreach(&a.commands, judge_record, &a);
     }
     if (!report->caught_up)
-        violation(&a, "the group '%s' had not consumed every command when "
+        violation(&a, "the group '%s' had not consumed every command, or a "
+                      "transaction was still open on an output topic, when "
                       "audited (waited %d ms)",
                   o->group_id, o->wait_ms);
     free_audit(&a);

@@ -52,7 +52,8 @@ int main(int argc, char **argv) {
         if (!suite)
             return 2;
         for (const pn_test_case_t *c = s->cases; c->name; c++)
-            if (!CU_add_test(suite, c->name, c->fn))
+            if ((argc <= 2 || strcmp(argv[2], c->name) == 0) &&
+                !CU_add_test(suite, c->name, c->fn))
                 return 2;
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);

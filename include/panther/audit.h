@@ -37,7 +37,8 @@ typedef struct pn_audit_options {
     const pn_kafka_prop_t *kafka;
     size_t n_kafka;
     /* Wait up to this long for the group's committed offsets to reach the
-     * end of the commands topic before auditing; 0 = audit at once. */
+     * end of the commands topic, and for every transaction open on an output
+     * topic to end, before auditing; 0 = audit at once. */
     int wait_ms;
     size_t max_reported; /* violations described in the report; 0 = 20 */
     /* Schema Registry for Confluent-framed commands, as the workers use it
@@ -60,7 +61,9 @@ typedef struct pn_audit_report {
     uint64_t accepted;
     uint64_t rejected;
     uint64_t violations;
-    bool caught_up; /* the group had consumed everything when audited */
+    /* When audited, the group had consumed every command and no transaction
+     * was open on an output topic. */
+    bool caught_up;
     pn_buf_t details; /* one line per reported violation */
 } pn_audit_report_t;
 

@@ -16,7 +16,9 @@ static void usage(FILE *out) {
             "one outcome or dead letter, that each stream's events are\n"
             "contiguous, and that outcomes agree with the fold of the events.\n\n"
             "  --wait-ms N         first wait up to N ms for the worker group\n"
-            "                      to consume everything (default 0)\n"
+            "                      to consume everything and for open\n"
+            "                      transactions on the output topics to end\n"
+            "                      (default 0)\n"
             "  --json              print the report as one JSON object\n"
             "  --max-reported N    violations described (default 20)\n" PN_CLI_CONFIG_USAGE
             "Exit status: 0 passed, 1 violations found, 2 usage or configuration error.\n");
