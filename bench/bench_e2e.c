@@ -340,10 +340,18 @@ static pid_t start_passthrough(const run_t *r, const char *phase,
     char batch[32], ci[32];
     snprintf(batch, sizeof batch, "%" PRIu64, r->o->batch);
     snprintf(ci, sizeof ci, "%" PRIu64, r->o->commit_interval_ms);
-    const char *args[] = {"bench", "passthrough-worker", "--bootstrap",
-                          r->o->bootstrap, "--input", n->input, "--output",
-                          n->output, "--group", n->group, "--batch", batch,
-                          "--commit-interval-ms", ci, NULL};
+    const char *args[15 + 2 * 16 + 1] = {
+        "bench", "passthrough-worker", "--bootstrap", r->o->bootstrap,
+        "--input", n->input, "--output", n->output, "--group", n->group,
+        "--batch", batch, "--commit-interval-ms", ci};
+    int argc = 14;
+    /* The workers' Kafka client settings apply to the baseline too. */
+    for (size_t i = 0; i < r->o->n_worker_sets; i++)
+        if (!strncmp(r->o->worker_sets[i], "kafka.", 6)) {
+            args[argc++] = "--kafka";
+            args[argc++] = r->o->worker_sets[i] + 6;
+        }
+    args[argc] = NULL;
     pid_t pid = pn_e2e_spawn_self(args, n->log);
     if (pid > 0 && r->progress)
         fprintf(stderr, "%s: pass-through pid %ld, log %s\n", phase, (long)pid,
@@ -778,7 +786,8 @@ static void usage(FILE *out) {
         "                           kafka-local: $KAFKA_LOCAL_RUN/pid)\n"
         "  --dir D                  scratch dir for stores, logs (default /tmp)\n"
         "  --worker-set KEY=VALUE   extra worker setting (repeatable), e.g.\n"
-        "                           kafka.debug=eos with log.level=debug\n"
+        "                           kafka.debug=eos with log.level=debug;\n"
+        "                           kafka.* ones apply to the pass-through too\n"
         "  --keep                   keep the scratch dir and the topics\n"
         "  --json                   one JSON object on stdout instead of a table\n");
 }

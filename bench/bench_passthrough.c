@@ -2,13 +2,13 @@
  * panther bench passthrough-worker: the transactional baseline of
  * `panther bench e2e` (hidden; the bench starts it as a process).
  *
- * The worker's Kafka loop with nothing of Panther inside it: the same
- * consumer and producer settings as src/worker.c (read_committed, static
- * membership, idempotent transactional producer, linger = min(commit
- * interval, 5 ms)) and the same pipelined loop: poll continuously, begin a
+ * The worker's Kafka loop with nothing of Panther inside it: the worker's
+ * own client settings (src/worker_clients.c: read_committed, static
+ * membership, idempotent transactional producer; --kafka as the worker's
+ * kafka.*) and the same pipelined loop: poll continuously, begin a
  * transaction with the first record, produce each record as it is polled,
  * and commit (send_offsets_to_transaction, commit) when --batch records
- * are in it or --commit-interval-ms has passed since it began. Each input record is copied to the
+ * are in it or the commit interval is due. Each input record is copied to the
  * same partition of the output topic with its key and value and, as the
  * worker does, headers naming the source partition and offset: one output
  * per input, no decoding, no state, no store.
@@ -26,6 +26,9 @@
 #include "panther/kafka.h"
 #include "panther/log.h"
 #include "clock.h"
+#include "worker_clients.h"
+
+#define PT_MAX_KAFKA 16
 
 typedef struct pt_options {
     const char *bootstrap;
@@ -35,6 +38,8 @@ typedef struct pt_options {
     const char *instance;
     uint64_t batch;
     uint64_t commit_interval_ms;
+    pn_kafka_prop_t kafka[PT_MAX_KAFKA]; /* --kafka NAME=VALUE */
+    size_t n_kafka;
 } pt_options_t;
 
 typedef struct passthrough {
@@ -59,17 +64,14 @@ static void on_signal(int sig) {
     stop_requested = 1;
 }
 
-static rd_kafka_t *client(passthrough_t *pt, rd_kafka_type_t type,
-                          const pn_kafka_prop_t *defaults, size_t n_defaults,
-                          const pn_kafka_prop_t *fixed, size_t n_fixed) {
-    const pn_kafka_prop_t user[] = {{"bootstrap.servers", pt->o.bootstrap}};
-    rd_kafka_conf_t *conf;
-    char why[512];
-    if (pn_kafka_conf_new(defaults, n_defaults, user, 1, fixed, n_fixed, &conf,
-                          why, sizeof why)) {
-        fprintf(stderr, "passthrough: %s\n", why);
+/* A client made from one of the worker's configurations. */
+static rd_kafka_t *client(rd_kafka_type_t type, pn_err_t err,
+                          rd_kafka_conf_t *conf, const char *why_conf) {
+    if (err) {
+        fprintf(stderr, "passthrough: %s\n", why_conf);
         return NULL;
     }
+    char why[512];
     rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
     if (!rk) {
         rd_kafka_conf_destroy(conf);
@@ -78,37 +80,24 @@ static rd_kafka_t *client(passthrough_t *pt, rd_kafka_type_t type,
     return rk;
 }
 
-/* Settings copied from src/worker.c, so only Panther's work differs. */
+/* The worker's own client settings (src/worker_clients.c), so only
+ * Panther's work differs; --kafka settings as the worker's kafka.*. */
 static int clients_new(passthrough_t *pt) {
-    char linger[16], txn_id[512];
-    snprintf(linger, sizeof linger, "%d",
-             pt->o.commit_interval_ms < 5 ? (int)pt->o.commit_interval_ms : 5);
+    char txn_id[512], why[512];
     snprintf(txn_id, sizeof txn_id, "%s-%s", pt->o.group, pt->o.instance);
-    const pn_kafka_prop_t pdefaults[] = {
-        {"linger.ms", linger},
-        {"transaction.timeout.ms", "10000"},
-        {"message.max.bytes", "2000000"},
-    };
-    const pn_kafka_prop_t pfixed[] = {
-        {"enable.idempotence", "true"},
-        {"partitioner", "murmur2_random"},
-        {"transactional.id", txn_id},
-    };
-    const pn_kafka_prop_t cdefaults[] = {
-        {"auto.offset.reset", "earliest"},
-        {"session.timeout.ms", "10000"},
-        {"heartbeat.interval.ms", "1000"},
-    };
-    const pn_kafka_prop_t cfixed[] = {
-        {"group.id", pt->o.group},
-        {"group.instance.id", pt->o.instance},
-        {"enable.auto.commit", "false"},
-        {"enable.auto.offset.store", "false"},
-        {"isolation.level", "read_committed"},
-        {"partition.assignment.strategy", "range,roundrobin"},
-    };
-    pt->consumer = client(pt, RD_KAFKA_CONSUMER, cdefaults, 3, cfixed, 6);
-    pt->producer = client(pt, RD_KAFKA_PRODUCER, pdefaults, 3, pfixed, 3);
+    pn_kafka_prop_t user[1 + PT_MAX_KAFKA] = {
+        {"bootstrap.servers", pt->o.bootstrap}};
+    for (size_t i = 0; i < pt->o.n_kafka; i++)
+        user[1 + i] = pt->o.kafka[i];
+    pn_worker_clients_spec_t spec = {
+        .group_id = pt->o.group, .instance_id = pt->o.instance,
+        .txn_id = txn_id, .commit_interval_ms = (int)pt->o.commit_interval_ms,
+        .user = user, .n_user = 1 + pt->o.n_kafka};
+    rd_kafka_conf_t *conf = NULL;
+    pn_err_t err = pn_worker_consumer_conf(&spec, &conf, why, sizeof why);
+    pt->consumer = client(RD_KAFKA_CONSUMER, err, conf, why);
+    err = pn_worker_producer_conf(&spec, &conf, why, sizeof why);
+    pt->producer = client(RD_KAFKA_PRODUCER, err, conf, why);
     if (!pt->consumer || !pt->producer)
         return 1;
     rd_kafka_poll_set_consumer(pt->consumer);
@@ -328,6 +317,7 @@ static int parse_args(int argc, char **argv, pt_options_t *o) {
         {"instance", required_argument, NULL, 'I'},
         {"batch", required_argument, NULL, 'b'},
         {"commit-interval-ms", required_argument, NULL, 'c'},
+        {"kafka", required_argument, NULL, 'k'},
         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
@@ -338,6 +328,14 @@ static int parse_args(int argc, char **argv, pt_options_t *o) {
         case 'o': o->output = optarg; break;
         case 'g': o->group = optarg; break;
         case 'I': o->instance = optarg; break;
+        case 'k': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || o->n_kafka == PT_MAX_KAFKA)
+                return 2;
+            *eq = '\0';
+            o->kafka[o->n_kafka++] = (pn_kafka_prop_t){optarg, eq + 1};
+            break;
+        }
         case 'b':
         case 'c':
             if (!pn_bench_parse_u64(optarg, c == 'b' ? &o->batch
@@ -361,7 +359,7 @@ int pn_bench_passthrough_main(int argc, char **argv) {
         fprintf(stderr,
                 "usage: panther bench passthrough-worker --bootstrap HOSTS "
                 "--input TOPIC --output TOPIC --group G [--instance I] "
-                "[--batch N] [--commit-interval-ms MS]\n"
+                "[--batch N] [--commit-interval-ms MS] [--kafka NAME=VALUE]...\n"
                 "(started by 'panther bench e2e' as its baseline)\n");
         return 2;
     }

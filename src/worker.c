@@ -28,6 +28,7 @@
 
 #include "panther/log.h"
 #include "panther/partition.h"
+#include "worker_clients.h"
 #include "worker_internal.h"
 #include "clock.h"
 
@@ -51,33 +52,22 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
         w->event_offsets[m->partition] = m->offset;
 }
 
+/* The settings both Kafka clients share with the bench's pass-through. */
+static pn_worker_clients_spec_t clients_spec(const pn_worker_t *w) {
+    return (pn_worker_clients_spec_t){
+        .group_id = w->opts.group_id,
+        .instance_id = w->opts.instance_id,
+        .txn_id = w->opts.exactly_once ? w->txn_id : NULL,
+        .commit_interval_ms = w->opts.commit_interval_ms,
+        .lag_stats = w->opts.metrics,
+        .user = w->opts.kafka,
+        .n_user = w->opts.n_kafka};
+}
+
 static pn_err_t producer_new(pn_worker_t *w, char *errstr, size_t errstr_size) {
-    char linger[16];
-    snprintf(linger, sizeof linger, "%d",
-             w->opts.commit_interval_ms < 5 ? w->opts.commit_interval_ms : 5);
-    /* Long enough for a slow commit at any interval the config allows
-     * (it refuses an explicit setting below twice the interval). */
-    char txn_timeout[24];
-    int64_t timeout_ms = 10 * (int64_t)w->opts.commit_interval_ms;
-    snprintf(txn_timeout, sizeof txn_timeout, "%" PRId64,
-             timeout_ms < 10000 ? (int64_t)10000 : timeout_ms);
-    const pn_kafka_prop_t defaults[] = {
-        {"linger.ms", linger},
-        {"transaction.timeout.ms", txn_timeout},
-        {"message.max.bytes", "2000000"},
-    };
-    pn_kafka_prop_t fixed[4] = {
-        {"enable.idempotence", "true"},
-        /* Java's partitioner for keyed records (outcomes, dead letters). */
-        {"partitioner", "murmur2_random"},
-    };
-    size_t n_fixed = 2;
-    if (w->opts.exactly_once)
-        fixed[n_fixed++] = (pn_kafka_prop_t){"transactional.id", w->txn_id};
+    pn_worker_clients_spec_t spec = clients_spec(w);
     rd_kafka_conf_t *conf;
-    pn_err_t err = pn_kafka_conf_new(defaults, 3, w->opts.kafka,
-                                     w->opts.n_kafka, fixed, n_fixed, &conf,
-                                     errstr, errstr_size);
+    pn_err_t err = pn_worker_producer_conf(&spec, &conf, errstr, errstr_size);
     if (err)
         return err;
     rd_kafka_conf_set_opaque(conf, w);
@@ -498,29 +488,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static pn_err_t consumer_new(pn_worker_t *w, char *errstr,
                              size_t errstr_size) {
-    const pn_kafka_prop_t defaults[] = {
-        {"auto.offset.reset", "earliest"},
-        {"session.timeout.ms", "10000"},
-        {"heartbeat.interval.ms", "1000"},
-        {"statistics.interval.ms", "5000"}, /* consumer lag metrics */
-    };
-    const pn_kafka_prop_t fixed[] = {
-        {"group.id", w->opts.group_id},
-        /* Static membership: a restarted instance takes its partitions
-         * back at once instead of waiting for a rebalance. */
-        {"group.instance.id", w->opts.instance_id},
-        {"enable.auto.commit", "false"},
-        {"enable.auto.offset.store", "false"},
-        {"isolation.level", "read_committed"},
-        /* Eager rebalancing: a revocation takes every partition, so a
-         * polled batch is dropped whole. */
-        {"partition.assignment.strategy", "range,roundrobin"},
-    };
+    pn_worker_clients_spec_t spec = clients_spec(w);
     rd_kafka_conf_t *conf;
-    pn_err_t err = pn_kafka_conf_new(defaults, w->opts.metrics ? 4 : 3,
-                                     w->opts.kafka, w->opts.n_kafka, fixed,
-                                     sizeof fixed / sizeof fixed[0], &conf,
-                                     errstr, errstr_size);
+    pn_err_t err = pn_worker_consumer_conf(&spec, &conf, errstr, errstr_size);
     if (err)
         return err;
     rd_kafka_conf_set_opaque(conf, w);
