@@ -253,6 +253,7 @@ static pn_err_t txn_commit_kafka(pn_worker_t *w, char *errstr,
     rd_kafka_consumer_group_metadata_destroy(cgmd);
     if (err)
         return err;
+    w->offsets_sent_ms = pn_mono_ms();
     for (;;) {
         rd_kafka_error_t *error = rd_kafka_commit_transaction(w->producer, -1);
         if (error && rd_kafka_error_is_retriable(error)) {
@@ -405,6 +406,8 @@ static pn_err_t txn_commit(pn_worker_t *w, char *errstr, size_t errstr_size) {
     pn_log_kv(PN_LOG_DEBUG, "transaction committed",
               PN_LOG_UINT("records", records),
               PN_LOG_INT("kafka_commit_ms", kafka_done_ms - w->commit_started_ms),
+              PN_LOG_INT("send_offsets_ms",
+                         w->offsets_sent_ms - w->commit_started_ms),
               PN_LOG_INT("store_commit_ms", pn_mono_ms() - kafka_done_ms));
     if (err)
         /* Kafka has the batch; the store will catch up by restoring. */

@@ -48,6 +48,15 @@ pn_err_t pn_worker_producer_conf(const pn_worker_clients_spec_t *spec,
         {"linger.ms", linger},
         {"transaction.timeout.ms", txn_timeout},
         {"message.max.bytes", "2000000"},
+        /* A transaction begun right after a commit finds the broker still
+         * writing the previous one's markers: its first AddPartitionsToTxn
+         * is refused with CONCURRENT_TRANSACTIONS (nearly every time, in
+         * the bench's debug logs) and retried after this backoff, and
+         * the AddOffsetsToTxn behind it on the same connection waits too.
+         * librdkafka's 100 ms default made send_offsets_to_transaction
+         * take up to an interval; 20 ms is what Java's producer uses for
+         * this retry (KAFKA-5477). */
+        {"retry.backoff.ms", "20"},
     };
     pn_kafka_prop_t fixed[3] = {
         {"enable.idempotence", "true"},

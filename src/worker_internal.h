@@ -32,6 +32,7 @@ struct pn_worker_s {
     bool txn_open;
     int64_t txn_deadline_ms; /* monotonic: commit when reached */
     int64_t commit_started_ms; /* of the last commit, 0 before the first */
+    int64_t offsets_sent_ms;   /* when its offsets were in the transaction */
     size_t txn_records;      /* consumed records handled in it */
     size_t served_at;        /* txn_records when deliveries were last served */
     rd_kafka_topic_partition_list_t *txn_offsets; /* last offset + 1 */
