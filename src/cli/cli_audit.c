@@ -59,17 +59,10 @@ int pn_cli_audit(int argc, char **argv) {
             usage_error = true;
         }
     }
-    if (usage_error || optind < argc) {
-        usage(stderr);
-        return PN_EXIT_USAGE;
-    }
-    if (args.help) {
-        usage(stdout);
-        return PN_EXIT_OK;
-    }
     pn_config_t *cfg;
     bool done;
-    int rc = pn_cli_config_build("audit", &args, &cfg, &done);
+    int rc = pn_cli_config_parsed("audit", &args, usage_error || optind < argc,
+                                  usage, &cfg, &done);
     if (done)
         return rc;
     pn_cli_kafka_props_t kp;

@@ -87,15 +87,23 @@ int pn_cli_config_only(const char *command, int argc, char **argv,
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
         if (!pn_cli_config_option(&args, c, optarg, &usage_error))
             usage_error = true;
-    if (usage_error || optind < argc) {
+    return pn_cli_config_parsed(command, &args, usage_error || optind < argc,
+                                usage, cfgp, done);
+}
+
+int pn_cli_config_parsed(const char *command, const pn_cli_config_args_t *args,
+                         bool usage_error, void (*usage)(FILE *out),
+                         pn_config_t **cfgp, bool *done) {
+    *done = true;
+    if (usage_error) {
         usage(stderr);
         return PN_EXIT_USAGE;
     }
-    if (args.help) {
+    if (args->help) {
         usage(stdout);
         return PN_EXIT_OK;
     }
-    return pn_cli_config_build(command, &args, cfgp, done);
+    return pn_cli_config_build(command, args, cfgp, done);
 }
 
 static pn_err_t add_prop(const char *name, const char *value,

@@ -58,6 +58,15 @@ int pn_cli_config_build(const char *command, const pn_cli_config_args_t *args,
                         pn_config_t **cfgp, bool *done);
 
 /**
+ * The end of a command's option parsing: a usage error prints `usage` on
+ * stderr (exit 2), --help prints it on stdout (exit 0); otherwise builds the
+ * configuration as pn_cli_config_build does (same return and *done).
+ */
+int pn_cli_config_parsed(const char *command, const pn_cli_config_args_t *args,
+                         bool usage_error, void (*usage)(FILE *out),
+                         pn_config_t **cfgp, bool *done);
+
+/**
  * For commands that take only the configuration flags: parses argv,
  * answers --help and usage errors with `usage`, then builds the
  * configuration as pn_cli_config_build does (same return and *done).

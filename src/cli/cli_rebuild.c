@@ -299,17 +299,10 @@ int pn_cli_rebuild(int argc, char **argv) {
         else
             usage_error = true;
     }
-    if (usage_error || optind < argc) {
-        usage(stderr);
-        return PN_EXIT_USAGE;
-    }
-    if (args.help) {
-        usage(stdout);
-        return PN_EXIT_OK;
-    }
     pn_config_t *cfg;
     bool done;
-    int rc = pn_cli_config_build("rebuild", &args, &cfg, &done);
+    int rc = pn_cli_config_parsed("rebuild", &args, usage_error || optind < argc,
+                                  usage, &cfg, &done);
     if (done)
         return rc;
     struct sigaction sa;
