@@ -26,6 +26,7 @@
 #include "panther/kafka.h"
 #include "panther/log.h"
 #include "clock.h"
+#include "commit_policy.h"
 #include "worker_clients.h"
 
 #define PT_MAX_KAFKA 16
@@ -163,19 +164,11 @@ static void txn_close(passthrough_t *pt) {
     pt->offsets = NULL;
 }
 
-/* The worker's txn_deadline: an interval from the start of the previous
- * commit if that is less than an interval ago and the record is younger
- * than an interval (not behind), else an interval from now. */
+/* The worker's txn_deadline (src/commit_policy.h). */
 static int64_t txn_deadline(const passthrough_t *pt,
                             const rd_kafka_message_t *m, int64_t now) {
-    int64_t interval = (int64_t)pt->o.commit_interval_ms;
-    int64_t ts = rd_kafka_message_timestamp(m, NULL), age = -1;
-    if (ts >= 0)
-        age = pn_wall_ms() - ts;
-    if (pt->commit_started_ms > 0 && now - pt->commit_started_ms < interval &&
-        age < interval)
-        return pt->commit_started_ms + interval;
-    return now + interval;
+    return pn_commit_deadline(now, (int64_t)pt->o.commit_interval_ms,
+                              pt->commit_started_ms, pn_kafka_record_age_ms(m));
 }
 
 /* The worker's txn_add: a transaction begins with the first record, and

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "panther/log.h"
 
 void pn_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
@@ -121,4 +122,9 @@ bool pn_kafka_header_int(const rd_kafka_message_t *m, const char *name,
         return false;
     *value = n;
     return true;
+}
+
+int64_t pn_kafka_record_age_ms(const rd_kafka_message_t *m) {
+    int64_t ts = rd_kafka_message_timestamp(m, NULL);
+    return ts < 0 ? -1 : pn_wall_ms() - ts;
 }

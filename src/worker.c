@@ -28,6 +28,7 @@
 
 #include "panther/log.h"
 #include "panther/partition.h"
+#include "commit_policy.h"
 #include "worker_clients.h"
 #include "worker_internal.h"
 #include "clock.h"
@@ -156,34 +157,12 @@ static void txn_close(pn_worker_t *w) {
     w->txn_offsets = NULL;
 }
 
-/* How long ago the record was written (its Kafka timestamp, wall clock);
- * -1 when it has none. */
-static int64_t record_age_ms(const rd_kafka_message_t *m) {
-    int64_t ts = rd_kafka_message_timestamp(m, NULL);
-    return ts < 0 ? -1 : pn_wall_ms() - ts;
-}
-
-/* When the transaction that the record opens must commit.
- *
- * Under a light or moderate load the interval counts from the start of the
- * previous commit when that is less than an interval ago, as Kafka Streams
- * counts it: the records polled first after a commit arrived while the loop
- * was committing, so they have waited since then, and counting from their
- * poll would keep them waiting for an interval plus two commits.
- *
- * When the loop is behind (the record is already older than an interval)
- * a latency bound is lost anyway, and a full interval of work per commit
- * amortises the commit better; so is the case after an idle spell. A
- * producer clock that is off only moves a transaction between these two
- * choices, both of which are safe. */
+/* When the transaction that the record opens must commit
+ * (src/commit_policy.h). */
 static int64_t txn_deadline(const pn_worker_t *w, const rd_kafka_message_t *m,
                             int64_t now) {
-    int64_t interval = w->opts.commit_interval_ms;
-    bool recent_commit = w->commit_started_ms > 0 &&
-                         now - w->commit_started_ms < interval;
-    if (recent_commit && record_age_ms(m) < interval)
-        return w->commit_started_ms + interval;
-    return now + interval;
+    return pn_commit_deadline(now, w->opts.commit_interval_ms,
+                              w->commit_started_ms, pn_kafka_record_age_ms(m));
 }
 
 /* Opens a transaction (a batch, with at_least_once) for the record that
@@ -402,13 +381,14 @@ static pn_err_t txn_commit(pn_worker_t *w, char *errstr, size_t errstr_size) {
     txn_close(w);
     int64_t kafka_done_ms = pn_mono_ms();
     err = commit_local(w, errstr, errstr_size);
+    int64_t ended_ms = pn_mono_ms();
     /* Where a cycle's time goes, for tuning (log.level=debug). */
     pn_log_kv(PN_LOG_DEBUG, "transaction committed",
               PN_LOG_UINT("records", records),
               PN_LOG_INT("kafka_commit_ms", kafka_done_ms - w->commit_started_ms),
               PN_LOG_INT("send_offsets_ms",
                          w->offsets_sent_ms - w->commit_started_ms),
-              PN_LOG_INT("store_commit_ms", pn_mono_ms() - kafka_done_ms));
+              PN_LOG_INT("store_commit_ms", ended_ms - kafka_done_ms));
     if (err)
         /* Kafka has the batch; the store will catch up by restoring. */
         pn_log_kv(PN_LOG_ERROR, "local store write failed after commit",

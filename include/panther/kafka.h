@@ -35,6 +35,10 @@
 bool pn_kafka_header_int(const rd_kafka_message_t *m, const char *name,
                          int64_t *value);
 
+/** How long ago the record was written (its Kafka timestamp against the
+ *  wall clock, ms); -1 when it has none. */
+int64_t pn_kafka_record_age_ms(const rd_kafka_message_t *m);
+
 /** A `name=value` librdkafka property given by the user (kafka.* keys). */
 typedef struct pn_kafka_prop {
     const char *name;
