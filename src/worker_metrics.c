@@ -27,7 +27,7 @@ struct pn_worker_metrics {
     pn_series_t *rejections[PN_REASON__COUNT];
     pn_series_t *events, *dead_letters, *forwarded;
     pn_series_t *txn_committed, *txn_aborted, *rebuilds, *rebalances;
-    pn_series_t *restored, *batch_records, *latency;
+    pn_series_t *restored, *batch_records, *latency, *commit_time;
     pn_series_t *assigned, *restoring, *store_bytes, *cached_streams;
     pn_series_t *cache_hits, *cache_misses;
     pn_metric_t *lag;
@@ -57,6 +57,9 @@ static const double batch_bounds[] = {1,   2,    5,    10,   20,    50,
 static const double latency_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1,
                                         0.25,  0.5,  1,     2.5,  5,
                                         10,    30,   60,    300};
+static const double commit_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025,
+                                       0.05,  0.1,    0.25,  0.5,  1,
+                                       2.5,   5,      10};
 
 /* --- registration ----------------------------------------------------------- */
 
@@ -165,6 +168,12 @@ static void register_batches(reg_ctx_t *c, pn_worker_metrics_t *wm) {
         "Time from a command record's Kafka timestamp to the commit of the "
         "batch that answered it.",
         latency_bounds, sizeof latency_bounds / sizeof latency_bounds[0]);
+    wm->commit_time = histogram(
+        c, "panther_transaction_commit_seconds",
+        "Time the loop spends committing a batch to Kafka (offsets into the "
+        "transaction and the commit; with at_least_once the flush and the "
+        "offset commit). Records wait for it, so it adds to latency.",
+        commit_bounds, sizeof commit_bounds / sizeof commit_bounds[0]);
 }
 
 static void register_state(reg_ctx_t *c, pn_worker_metrics_t *wm) {
@@ -284,6 +293,8 @@ void pn_worker_metrics_batch_committed(pn_worker_t *w) {
     pn_series_add(wm->forwarded, (double)(now->forwarded - then->forwarded));
     pn_series_inc(wm->txn_committed);
     pn_series_observe(wm->batch_records, (double)w->txn_records);
+    pn_series_observe(wm->commit_time,
+                      (double)(pn_mono_ms() - w->commit_started_ms) / 1000.0);
     int64_t now_ms = pn_wall_ms();
     for (size_t i = 0; wm->latency && i < wm->n_pending_ts; i++) {
         int64_t ts = wm->pending_ts[i];

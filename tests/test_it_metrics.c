@@ -203,6 +203,8 @@ static void test_counters_follow_commands(void) {
     PN_ASSERT(metric(m, "panther_batch_records_sum", "") == 30);
     PN_ASSERT(metric(m, "panther_command_latency_seconds_count", "") == 30);
     PN_ASSERT(metric(m, "panther_command_latency_seconds_bucket", "le=+Inf") == 30);
+    PN_ASSERT(metric(m, "panther_transaction_commit_seconds_count", "") ==
+              metric(m, "panther_transactions_total", "result=committed"));
     json_t *f = pn_prom_family(m, "panther_command_latency_seconds");
     PN_ASSERT(f && !strcmp(json_string_value(json_object_get(f, "type")), "histogram"));
     f = pn_prom_family(m, "panther_commands");
