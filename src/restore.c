@@ -124,6 +124,35 @@ static pn_err_t assign_from_checkpoints(pn_worker_t *w, char *errstr,
     return PN_ERR_OK;
 }
 
+/*
+ * A partition is restored when the read_committed end it reached (its last
+ * stable offset) is the log's end. Short of it, a transaction is still
+ * open there: a previous owner's, which died or was cut off mid-commit.
+ * If that owner was a zombie that still commits, its events belong before
+ * anything this worker runs (the main consumer's committed offsets wait for
+ * the same transaction: librdkafka asks for stable offsets); if it is
+ * aborted, the end moves on. Either way the consumer reports the end again,
+ * at a new offset, once the transaction is over (transaction.timeout.ms of
+ * its producer at the latest). The log's end is the high watermark of the
+ * fetch that found the end (the consumer keeps it; no request).
+ */
+static bool at_log_end(pn_worker_t *w, const rd_kafka_message_t *eof) {
+    int64_t low, high;
+    if (rd_kafka_get_watermark_offsets(w->restore_consumer,
+                                       w->opts.events_topic, eof->partition,
+                                       &low, &high) ||
+        high < 0 || eof->offset >= high)
+        return true; /* not knowing is no reason to stall: as before */
+    pn_log_kv(PN_LOG_INFO,
+              "restore waiting for an open transaction on the events "
+              "partition to end",
+              PN_LOG_STR("topic", w->opts.events_topic),
+              PN_LOG_INT("partition", eof->partition),
+              PN_LOG_INT("stable_offset", eof->offset),
+              PN_LOG_INT("end_offset", high));
+    return false;
+}
+
 pn_err_t pn_worker_restore(pn_worker_t *w, char *errstr, size_t errstr_size) {
     pn_err_t err = restore_consumer(w, errstr, errstr_size);
     if (!err)
@@ -142,7 +171,7 @@ pn_err_t pn_worker_restore(pn_worker_t *w, char *errstr, size_t errstr_size) {
             continue;
         }
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            rp.remaining--;
+            rp.remaining -= at_log_end(w, m);
         else if (m->err)
             pn_log_kv(PN_LOG_WARN, "restore consumer error",
                       PN_LOG_STR("error", rd_kafka_message_errstr(m)));

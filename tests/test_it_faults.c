@@ -1,12 +1,16 @@
 /* The guarantee under faults, against the real broker: workers killed with
- * SIGKILL mid-batch and restarted, partitions moving between workers, and a
- * lost local store. Each run ends with the audit of DESIGN.md section 6. */
+ * SIGKILL mid-batch and restarted, partitions moving between workers, a
+ * previous owner's transaction still open when a partition is taken over,
+ * and a lost local store. Most runs end with the audit of DESIGN.md
+ * section 6. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "it_support.h"
 #include "pn_test.h"
@@ -107,9 +111,116 @@ static void test_lost_local_store(void) {
     pn_it_cleanup(&it);
 }
 
+/* The outcome of the command with this id, waiting up to wait_ms. */
+static bool wait_outcome(pn_it_t *it, const char *id, pn_outcome_t *out,
+                         int wait_ms) {
+    for (int waited = 0; waited <= wait_ms; waited += 500) {
+        pn_it_outcome_t *all;
+        size_t n = pn_it_read_outcomes(it, &all);
+        const pn_outcome_record_t *o = pn_it_find_outcome(all, n, id, false);
+        if (o)
+            *out = o->outcome;
+        pn_it_free_outcomes(all, n);
+        if (o)
+            return true;
+        pn_it_sleep_ms(500);
+    }
+    return false;
+}
+
+/* A transactional producer that writes the stream's next event to the
+ * events topic, as the partition's previous owner would, and leaves its
+ * transaction open. */
+static rd_kafka_t *zombie_open(pn_it_t *it, const char *sku, const char *node,
+                               int64_t version, int32_t on_hand,
+                               int32_t previous) {
+    char err[512], txn_id[200];
+    snprintf(txn_id, sizeof txn_id, "%s-zombie", it->prefix);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", it->bootstrap, err, sizeof err);
+    rd_kafka_conf_set(conf, "transactional.id", txn_id, err, sizeof err);
+    rd_kafka_conf_set(conf, "transaction.timeout.ms", "60000", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    PN_REQUIRE(rk != NULL);
+    rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 30000);
+    PN_REQUIRE(e == NULL);
+    PN_REQUIRE(rd_kafka_begin_transaction(rk) == NULL);
+    pn_event_t ev = {.type = PN_EVT_UPDATED, .sku_id = pn_str_c(sku),
+                     .node_id = pn_str_c(node), .version = version,
+                     .command_id = pn_str_c("zombie-update"),
+                     .by = pn_str_c("it"), .at_ms = 1767225600000LL,
+                     .order_id = PN_STR_NULL, .quantity = on_hand,
+                     .previous_quantity = previous};
+    pn_buf_t value;
+    pn_buf_init(&value, 1 << 20);
+    PN_REQUIRE(pn_codec_encode_event(it->codec, &ev, &value) == PN_ERR_OK);
+    char key[PN_STREAM_KEY_MAX];
+    size_t key_len = pn_stream_key(ev.sku_id, ev.node_id, key, sizeof key);
+    PN_REQUIRE(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(it->events),
+                                 RD_KAFKA_V_PARTITION(0),
+                                 RD_KAFKA_V_KEY(key, key_len),
+                                 RD_KAFKA_V_VALUE(value.data, value.len),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    PN_REQUIRE(rd_kafka_flush(rk, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    pn_buf_free(&value);
+    return rk;
+}
+
+/* A previous owner of the partition, cut off in the middle of a commit,
+ * ends its transaction after this worker was assigned the partition: the
+ * worker must not run a command before that transaction is over, and then
+ * must see its events if it committed (otherwise it would reuse the version
+ * the zombie wrote) and carry on from its own state if it was aborted. */
+static void zombie_case(bool commits) {
+    pn_it_t it;
+    PN_REQUIRE(pn_it_init(&it, commits ? "zombiec" : "zombiea", 1, 1));
+    pn_command_t stock = pn_it_cmd(PN_CMD_UPDATE, "z-stock", NULL, "SKU-Z",
+                                   "DC-Z", true, 10);
+    pn_it_send(&it, &stock, false);
+    pn_it_flush(&it);
+    pid_t w = pn_it_worker_start(&it, "w1", NULL);
+    pn_outcome_t o;
+    PN_REQUIRE(wait_outcome(&it, "z-stock", &o, 60000));
+    PN_ASSERT_EQ_INT(o.version, 1);
+    PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
+
+    rd_kafka_t *zombie = zombie_open(&it, "SKU-Z", "DC-Z", 2, 7, 10);
+    w = pn_it_worker_start(&it, "w1", NULL);
+    pn_command_t reserve = pn_it_cmd(PN_CMD_RESERVE, "z-reserve", "o-z",
+                                     "SKU-Z", "DC-Z", true, 1);
+    pn_it_send(&it, &reserve, false);
+    pn_it_flush(&it);
+    /* While the transaction is open, the command waits. */
+    PN_ASSERT(!wait_outcome(&it, "z-reserve", &o, 4000));
+    rd_kafka_error_t *e = commits ? rd_kafka_commit_transaction(zombie, 30000)
+                                  : rd_kafka_abort_transaction(zombie, 30000);
+    PN_ASSERT(e == NULL);
+    rd_kafka_destroy(zombie);
+    PN_REQUIRE(wait_outcome(&it, "z-reserve", &o, 60000));
+    PN_ASSERT_EQ_INT(o.status, PN_STATUS_ACCEPTED);
+    PN_ASSERT_EQ_INT(o.version, commits ? 3 : 2);
+    PN_ASSERT_EQ_INT(o.on_hand, commits ? 7 : 10);
+    PN_ASSERT_EQ_INT(o.reserved, 1);
+    PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
+    pn_it_cleanup(&it);
+}
+
+static void test_restore_waits_for_a_zombie_that_commits(void) {
+    zombie_case(true);
+}
+
+static void test_restore_waits_for_a_zombie_that_aborts(void) {
+    zombie_case(false);
+}
+
 static const pn_test_case_t cases[] = {
     {"SIGKILL mid-batch, repeatedly", test_kill_nine_repeatedly},
     {"three workers, one killed, one added", test_rebalance_three_workers},
+    {"restore waits for a zombie that commits",
+     test_restore_waits_for_a_zombie_that_commits},
+    {"restore waits for a zombie that aborts",
+     test_restore_waits_for_a_zombie_that_aborts},
     {"local store lost between runs", test_lost_local_store},
     {NULL, NULL}};
 
