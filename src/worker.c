@@ -368,7 +368,7 @@ static pn_err_t txn_failed(pn_worker_t *w, pn_err_t err, const char *why,
 /* Commits the open transaction to Kafka, then to the local store. */
 static pn_err_t txn_commit(pn_worker_t *w, char *errstr, size_t errstr_size) {
     char why[512] = "";
-    w->commit_started_ms = pn_mono_ms();
+    w->commit_started_ms = w->offsets_sent_ms = pn_mono_ms();
     pn_err_t err = w->opts.exactly_once
                        ? txn_commit_kafka(w, why, sizeof why)
                        : batch_commit_unsafe(w, why, sizeof why);
