@@ -180,7 +180,7 @@ static void zombie_case(bool commits) {
     pn_it_send(&it, &stock, false);
     pn_it_flush(&it);
     pid_t w = pn_it_worker_start(&it, "w1", NULL);
-    pn_outcome_t o;
+    pn_outcome_t o = {0};
     PN_REQUIRE(wait_outcome(&it, "z-stock", &o, 60000));
     PN_ASSERT_EQ_INT(o.version, 1);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
