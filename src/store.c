@@ -55,6 +55,16 @@ static const unsigned cf_write_share[PN_STORE_CF__COUNT] = {
 
 /* --- errors ------------------------------------------------------------- */
 
+pn_err_t pn_store__check_writable(pn_store_t *store, char *errstr,
+                                  size_t errstr_size) {
+    if (!store->hints_unsafe)
+        return PN_ERR_OK;
+    return pn_err_set(errstr, errstr_size, PN_ERR_STORE_IO,
+                      "%s: a partition drop could not flush its range "
+                      "deletions; reopen the store before writing",
+                      store->path);
+}
+
 pn_err_t pn_store__fail(pn_store_t *store, char *rerr, const char *what,
                         char *errstr, size_t errstr_size) {
     pn_err_t err = pn_store__rerr_code(rerr);
@@ -125,21 +135,23 @@ static rocksdb_cache_t *cache_create(uint64_t bytes) {
 }
 
 /*
- * Options of the snapshots family, whose commits insert each batch's keys
- * in ascending order (pn_store__build_writebatch sorts them). Without a
- * hint RocksDB searches the skiplist from the top for every key unless it
- * lands right next to the previous one; with the insert-hint extractor it
- * keeps the last insert position and climbs only as far as the next key
- * needs, so a sorted run costs the log of the gap between keys, not of the
- * memtable. Every key's first byte (the high byte of the stream key's
- * length) is one prefix, so the whole batch shares one hint. The option
- * exists only as a string in RocksDB's C API. NULL when it cannot be set.
+ * Options of the snapshots and dedup families, whose commits insert each
+ * batch's keys in ascending order (pn_store__build_writebatch sorts them).
+ * Without a hint RocksDB searches the skiplist from the top for every key
+ * unless it lands right next to the previous one; with the insert-hint
+ * extractor it keeps the last insert position and climbs only as far as
+ * the next key needs, so a sorted run costs the log of the gap between
+ * keys, not of the memtable. Every key's first byte (the high byte of the
+ * stream key's length) is one prefix, so the whole batch shares one hint.
+ * The option exists only as a string in RocksDB's C API. NULL when it
+ * cannot be set.
  *
- * Only for a family that never gets range deletions: RocksDB 7.8 keeps
- * one hint per prefix for a memtable's point entries and its range
- * tombstones alike, and a range deletion would then be linked with a
- * position in the other skiplist (the dedup and events families get them
- * when a partition is dropped; snapshots are deleted key by key).
+ * RocksDB 7.8 keeps one hint per prefix for a memtable's point entries and
+ * its range tombstones alike, so a range deletion in a hinted family must
+ * never share a memtable with puts: snapshots are deleted key by key, and
+ * dropping a partition puts the dedup family's range deletions in a
+ * memtable of their own (store_maint.c). The events family has no hint
+ * (its memtable is a vector).
  */
 static rocksdb_options_t *hinted_options(void) {
     rocksdb_options_t *base = rocksdb_options_create();
@@ -160,7 +172,9 @@ static rocksdb_options_t *hinted_options(void) {
 static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
                                      uint64_t write_budget) {
     rocksdb_options_t *o =
-        cf == PN_STORE_CF_SNAPSHOTS ? hinted_options() : NULL;
+        cf == PN_STORE_CF_SNAPSHOTS || cf == PN_STORE_CF_DEDUP
+            ? hinted_options()
+            : NULL;
     if (!o)
         o = rocksdb_options_create();
     uint64_t size = write_budget * cf_write_share[cf] /
@@ -1158,9 +1172,12 @@ pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
     /* After an asynchronous write: this one must land after it (and the
      * writer thread is done with store->order). */
     pn_store__wait_idle(store);
+    pn_err_t err = pn_store__check_writable(store, errstr, errstr_size);
+    if (err)
+        return err;
     pn_store__filter_add_batch(store, batch);
-    pn_err_t err =
-        pn_store__build_writebatch(store, batch, store->wb, errstr, errstr_size);
+    err = pn_store__build_writebatch(store, batch, store->wb, errstr,
+                                     errstr_size);
     if (err)
         return err;
     char *rerr = NULL;
