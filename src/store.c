@@ -35,6 +35,7 @@
 #define CACHE_SHARD_BITS_MAX 4
 #define MAX_OPEN_FILES 512
 #define KEEP_INFO_LOGS 3
+#define L0_COMPACTION_TRIGGER 8
 
 /* A batch record: [u8 cf][u32 BE key len][u32 BE value len][key][value]. */
 #define RECORD_HEAD 9
@@ -184,6 +185,11 @@ static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
     rocksdb_options_set_max_write_buffer_number(o, MAX_WRITE_BUFFERS);
     rocksdb_options_set_compression(o, rocksdb_lz4_compression);
     rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
+    /* Stream keys spread every flush over the whole key space, so each L0
+     * compaction rewrites the whole base level: compacting 8 L0 files at
+     * a time instead of 4 halves that work. Point reads pay little for the
+     * extra files (their filter and index blocks stay pinned). */
+    rocksdb_options_set_level0_file_num_compaction_trigger(o, L0_COMPACTION_TRIGGER);
     bool point_reads = cf == PN_STORE_CF_SNAPSHOTS || cf == PN_STORE_CF_DEDUP;
     if (cf == PN_STORE_CF_EVENTS)
         /* Appended once per event and only scanned by expiry and by a
