@@ -109,10 +109,15 @@ struct pn_store_s {
      * flushed out of their memtable: puts there would meet RocksDB's
      * shared insert hint (see store.c), so writes are refused. */
     bool hints_unsafe;
+    bool dedup_hint;              /* the dedup family's options have it */
+    uint64_t write_budget;        /* for rebuilding a family's options */
     uint32_t fold;                /* fold format version of this process */
     int64_t retention_ms;
     char last_error[PN_STORE_LAST_ERROR_MAX];
 };
+
+/** Flushes the dedup family's memtable and waits for it. */
+pn_err_t pn_store__flush_dedup(pn_store_t *store);
 
 /** PN_ERR_STORE_IO while hints_unsafe: no write may go to the store. */
 pn_err_t pn_store__check_writable(pn_store_t *store, char *errstr,

@@ -297,17 +297,6 @@ static pn_err_t drop_stream_times(drop_ctx_t *ctx) {
     return err;
 }
 
-/* Flushes the dedup family's memtable and waits for it. */
-static pn_err_t flush_dedup(pn_store_t *store) {
-    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-    rocksdb_flushoptions_set_wait(fo, 1);
-    char *rerr = NULL;
-    rocksdb_flush_cf(store->db, fo, store->cf[PN_STORE_CF_DEDUP], &rerr);
-    rocksdb_flushoptions_destroy(fo);
-    return rerr ? pn_store__fail(store, rerr, "drop partition: flush", NULL, 0)
-                : PN_ERR_OK;
-}
-
 /*
  * Writes the drop. Its dedup range deletions get a memtable of their own,
  * flushed before and after: the family's insert hint is shared by point
@@ -319,12 +308,12 @@ static pn_err_t flush_dedup(pn_store_t *store) {
 static pn_err_t write_drop(pn_store_t *store, size_t dedup_ranges) {
     if (dedup_ranges == 0)
         return write_wb(store, "drop partition");
-    pn_err_t err = flush_dedup(store);
+    pn_err_t err = pn_store__flush_dedup(store);
     if (err)
         return err;
     store->hints_unsafe = true;
     err = write_wb(store, "drop partition");
-    pn_err_t flushed = flush_dedup(store);
+    pn_err_t flushed = pn_store__flush_dedup(store);
     if (!flushed)
         store->hints_unsafe = false;
     return err ? err : flushed;
