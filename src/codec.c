@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avro_alloc.h"
 #include "codec_internal.h"
 
 static const char *const schema_names[PN_SCHEMA__COUNT] = {
@@ -268,6 +269,7 @@ pn_err_t pn_codec_new(const pn_codec_config_t *conf, pn_codec_t **codecp,
         return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
                           "codec: no output handle");
     *codecp = NULL;
+    pn_avro_alloc_install();
     pn_codec_t *codec = calloc(1, sizeof *codec);
     if (!codec)
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,

@@ -18,6 +18,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,10 @@
 #define CACHE_SHARD_BITS_MAX 4
 #define MAX_OPEN_FILES 512
 #define KEEP_INFO_LOGS 3
+#define L0_COMPACTION_TRIGGER 8
+/* In the store's directory: its WAL may be replayed with the dedup
+ * family's insert hint (see convert_for_hint). */
+#define HINT_MARKER "PANTHER-DEDUP-HINT"
 
 /* A batch record: [u8 cf][u32 BE key len][u32 BE value len][key][value]. */
 #define RECORD_HEAD 9
@@ -54,6 +61,16 @@ static const unsigned cf_write_share[PN_STORE_CF__COUNT] = {
 #define WRITE_SHARES_TOTAL 13
 
 /* --- errors ------------------------------------------------------------- */
+
+pn_err_t pn_store__check_writable(pn_store_t *store, char *errstr,
+                                  size_t errstr_size) {
+    if (!store->hints_unsafe)
+        return PN_ERR_OK;
+    return pn_err_set(errstr, errstr_size, PN_ERR_STORE_IO,
+                      "%s: a partition drop could not flush its range "
+                      "deletions; reopen the store before writing",
+                      store->path);
+}
 
 pn_err_t pn_store__fail(pn_store_t *store, char *rerr, const char *what,
                         char *errstr, size_t errstr_size) {
@@ -124,9 +141,48 @@ static rocksdb_cache_t *cache_create(uint64_t bytes) {
     return cache;
 }
 
+/*
+ * Options of the snapshots and dedup families, whose commits insert each
+ * batch's keys in ascending order (pn_store__build_writebatch sorts them).
+ * Without a hint RocksDB searches the skiplist from the top for every key
+ * unless it lands right next to the previous one; with the insert-hint
+ * extractor it keeps the last insert position and climbs only as far as
+ * the next key needs, so a sorted run costs the log of the gap between
+ * keys, not of the memtable. Every key's first byte (the high byte of the
+ * stream key's length) is one prefix, so the whole batch shares one hint.
+ * The option exists only as a string in RocksDB's C API. NULL when it
+ * cannot be set.
+ *
+ * RocksDB 7.8 keeps one hint per prefix for a memtable's point entries and
+ * its range tombstones alike, so a range deletion in a hinted family must
+ * never share a memtable with puts: snapshots are deleted key by key, and
+ * dropping a partition puts the dedup family's range deletions in a
+ * memtable of their own (store_maint.c). The events family has no hint
+ * (its memtable is a vector).
+ */
+static rocksdb_options_t *hinted_options(void) {
+    rocksdb_options_t *base = rocksdb_options_create();
+    rocksdb_options_t *o = rocksdb_options_create();
+    char *rerr = NULL;
+    rocksdb_get_options_from_string(
+        base, "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1",
+        o, &rerr);
+    rocksdb_options_destroy(base);
+    if (rerr) {
+        rocksdb_free(rerr);
+        rocksdb_options_destroy(o);
+        return NULL;
+    }
+    return o;
+}
+
 static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
                                      uint64_t write_budget) {
-    rocksdb_options_t *o = rocksdb_options_create();
+    bool hint = cf == PN_STORE_CF_SNAPSHOTS ||
+                (cf == PN_STORE_CF_DEDUP && store->dedup_hint);
+    rocksdb_options_t *o = hint ? hinted_options() : NULL;
+    if (!o)
+        o = rocksdb_options_create();
     uint64_t size = write_budget * cf_write_share[cf] /
                     (WRITE_SHARES_TOTAL * MAX_WRITE_BUFFERS);
     rocksdb_options_set_write_buffer_size(
@@ -134,6 +190,11 @@ static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
     rocksdb_options_set_max_write_buffer_number(o, MAX_WRITE_BUFFERS);
     rocksdb_options_set_compression(o, rocksdb_lz4_compression);
     rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
+    /* Stream keys spread every flush over the whole key space, so each L0
+     * compaction rewrites the whole base level: compacting 8 L0 files at
+     * a time instead of 4 halves that work. Point reads pay little for the
+     * extra files (their filter and index blocks stay pinned). */
+    rocksdb_options_set_level0_file_num_compaction_trigger(o, L0_COMPACTION_TRIGGER);
     bool point_reads = cf == PN_STORE_CF_SNAPSHOTS || cf == PN_STORE_CF_DEDUP;
     if (cf == PN_STORE_CF_EVENTS)
         /* Appended once per event and only scanned by expiry and by a
@@ -184,6 +245,8 @@ static pn_err_t store_configure(pn_store_t *store,
     /* A torn last WAL record (kill -9 mid-write) is dropped; everything
      * before it is recovered. */
     rocksdb_options_set_wal_recovery_mode(o, 2 /* kPointInTimeRecovery */);
+    store->write_budget = write_budget;
+    store->dedup_hint = true;
     for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++)
         store->cf_opts[cf] = cf_options(store, (pn_store_cf_t)cf, write_budget);
     store->ro = rocksdb_readoptions_create();
@@ -387,6 +450,81 @@ static pn_err_t check_format(pn_store_t *store, char *errstr,
     return PN_ERR_OK;
 }
 
+/* --- the dedup family's insert hint and older stores -------------------- */
+
+pn_err_t pn_store__flush_dedup(pn_store_t *store) {
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    char *rerr = NULL;
+    rocksdb_flush_cf(store->db, fo, store->cf[PN_STORE_CF_DEDUP], &rerr);
+    rocksdb_flushoptions_destroy(fo);
+    return rerr ? pn_store__fail(store, rerr, "flush of the dedup family",
+                                 NULL, 0)
+                : PN_ERR_OK;
+}
+
+static void hint_marker_path(const pn_store_t *store, char *out, size_t size) {
+    snprintf(out, size, "%s/%s", store->path, HINT_MARKER);
+}
+
+static bool hint_marker_present(const pn_store_t *store) {
+    char path[PATH_MAX];
+    hint_marker_path(store, path, sizeof path);
+    return access(path, F_OK) == 0;
+}
+
+/* Best effort: without the marker the next open converts again. */
+static void write_hint_marker(pn_store_t *store) {
+    char path[PATH_MAX];
+    hint_marker_path(store, path, sizeof path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || fsync(fd) != 0)
+        pn_log_kv(PN_LOG_WARN, "cannot write the store's insert-hint marker; "
+                               "the next open flushes the dedup family again",
+                  PN_LOG_STR("path", path), PN_LOG_STR("error", strerror(errno)));
+    if (fd >= 0)
+        close(fd);
+}
+
+static void close_db(pn_store_t *store) {
+    for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++) {
+        if (store->cf[cf])
+            rocksdb_column_family_handle_destroy(store->cf[cf]);
+        store->cf[cf] = NULL;
+    }
+    if (store->db)
+        rocksdb_close(store->db);
+    store->db = NULL;
+}
+
+static void set_dedup_hint(pn_store_t *store, bool hint) {
+    store->dedup_hint = hint;
+    rocksdb_options_destroy(store->cf_opts[PN_STORE_CF_DEDUP]);
+    store->cf_opts[PN_STORE_CF_DEDUP] =
+        cf_options(store, PN_STORE_CF_DEDUP, store->write_budget);
+}
+
+/*
+ * A store without the marker was last written by a build without the
+ * dedup family's insert hint, whose partition drops could leave range
+ * deletions and puts in one dedup memtable; replaying that WAL with the
+ * hint would link them into one skiplist (see hinted_options). It is
+ * opened once without the hint and its dedup family flushed, so the WAL
+ * holds nothing of that family any more, then reopened by the caller.
+ */
+static pn_err_t convert_for_hint(pn_store_t *store, char *errstr,
+                                 size_t errstr_size) {
+    set_dedup_hint(store, false);
+    pn_err_t err = open_db(store, true, errstr, errstr_size);
+    if (!err && (err = pn_store__flush_dedup(store)))
+        pn_err_set(errstr, errstr_size, err, "%s", store->last_error);
+    close_db(store);
+    set_dedup_hint(store, true);
+    if (!err)
+        write_hint_marker(store);
+    return err;
+}
+
 void pn_store__quiet_perf_context(void) {
     rocksdb_set_perf_level(1 /* kDisable */);
 }
@@ -413,8 +551,13 @@ pn_err_t pn_store_open(const pn_store_options_t *opts, pn_store_t **storep,
         pn_err_set(errstr, errstr_size, err, "store: %s", pn_err_str(err));
     if (!err)
         err = check_directory(store, &exists, errstr, errstr_size);
+    bool marked = !err && hint_marker_present(store);
+    if (!err && exists && !marked)
+        err = convert_for_hint(store, errstr, errstr_size);
     if (!err)
         err = open_db(store, exists, errstr, errstr_size);
+    if (!err && !exists && !marked)
+        write_hint_marker(store);
     if (!err)
         err = check_format(store, errstr, errstr_size);
     if (!err && (err = pn_store__marks_load(store)))
@@ -432,14 +575,10 @@ void pn_store_close(pn_store_t *store) {
         return;
     pn_store__writer_stop(store);
     pn_store__expire_pass_end(store); /* its iterators, before the db */
-    for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++) {
-        if (store->cf[cf])
-            rocksdb_column_family_handle_destroy(store->cf[cf]);
+    close_db(store);
+    for (int cf = 0; cf < PN_STORE_CF__COUNT; cf++)
         if (store->cf_opts[cf])
             rocksdb_options_destroy(store->cf_opts[cf]);
-    }
-    if (store->db)
-        rocksdb_close(store->db);
     /* Compactions are over: the filter and its table may go. */
     pn_store__marks_free(store);
     if (store->db_opts)
@@ -1122,9 +1261,12 @@ pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
     /* After an asynchronous write: this one must land after it (and the
      * writer thread is done with store->order). */
     pn_store__wait_idle(store);
+    pn_err_t err = pn_store__check_writable(store, errstr, errstr_size);
+    if (err)
+        return err;
     pn_store__filter_add_batch(store, batch);
-    pn_err_t err =
-        pn_store__build_writebatch(store, batch, store->wb, errstr, errstr_size);
+    err = pn_store__build_writebatch(store, batch, store->wb, errstr,
+                                     errstr_size);
     if (err)
         return err;
     char *rerr = NULL;

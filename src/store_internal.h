@@ -105,10 +105,23 @@ struct pn_store_s {
     pn_store_watermarks_t marks;  /* for the dedup compaction filter */
     pn_store_filter_t filter;     /* dedup keys that may be stored */
     bool filter_failed;           /* its build failed: do without it */
+    /* A partition drop's dedup range deletions were written but not
+     * flushed out of their memtable: puts there would meet RocksDB's
+     * shared insert hint (see store.c), so writes are refused. */
+    bool hints_unsafe;
+    bool dedup_hint;              /* the dedup family's options have it */
+    uint64_t write_budget;        /* for rebuilding a family's options */
     uint32_t fold;                /* fold format version of this process */
     int64_t retention_ms;
     char last_error[PN_STORE_LAST_ERROR_MAX];
 };
+
+/** Flushes the dedup family's memtable and waits for it. */
+pn_err_t pn_store__flush_dedup(pn_store_t *store);
+
+/** PN_ERR_STORE_IO while hints_unsafe: no write may go to the store. */
+pn_err_t pn_store__check_writable(pn_store_t *store, char *errstr,
+                                  size_t errstr_size);
 
 /**
  * Translates a RocksDB error (and frees rerr): "Corruption" becomes

@@ -219,6 +219,7 @@ typedef struct drop_ctx {
     pn_store_key_filter_fn owns;
     void *opaque;
     rocksdb_readoptions_t *ro;
+    size_t dedup_ranges; /* range deletions in the dedup family */
 } drop_ctx_t;
 
 /* Deletes one stream's keys [start, end) in a family: a range for events
@@ -256,8 +257,10 @@ static pn_err_t drop_streams(drop_ctx_t *ctx, pn_store_cf_t cf) {
         memcpy(start, k, prefix_len);
         memcpy(end, k, prefix_len);
         size_t end_len = pn_store__successor(end, prefix_len);
-        if (ctx->owns(ctx->opaque, stream))
+        if (ctx->owns(ctx->opaque, stream)) {
             drop_stream(store, cf, start, prefix_len, end, end_len);
+            ctx->dedup_ranges += cf == PN_STORE_CF_DEDUP;
+        }
         rocksdb_iter_seek(it, (const char *)end, end_len);
     }
     if (!err)
@@ -294,6 +297,28 @@ static pn_err_t drop_stream_times(drop_ctx_t *ctx) {
     return err;
 }
 
+/*
+ * Writes the drop. Its dedup range deletions get a memtable of their own,
+ * flushed before and after: the family's insert hint is shared by point
+ * entries and range tombstones of one memtable (see hinted_options in
+ * store.c). The flush before also makes WAL recovery replay the drop into
+ * an empty memtable, the one after keeps it out of later replays. Until
+ * the second flush has succeeded no write may follow.
+ */
+static pn_err_t write_drop(pn_store_t *store, size_t dedup_ranges) {
+    if (dedup_ranges == 0)
+        return write_wb(store, "drop partition");
+    pn_err_t err = pn_store__flush_dedup(store);
+    if (err)
+        return err;
+    store->hints_unsafe = true;
+    err = write_wb(store, "drop partition");
+    pn_err_t flushed = pn_store__flush_dedup(store);
+    if (!flushed)
+        store->hints_unsafe = false;
+    return err ? err : flushed;
+}
+
 pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
                                  pn_store_key_filter_fn owns, void *opaque) {
     if (!store || !owns || partition < 0)
@@ -301,7 +326,7 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
     pn_store__wait_idle(store); /* the scan must see every commit */
     /* A pass in progress reads the partition's old snapshots: restart. */
     pn_store__expire_pass_end(store);
-    drop_ctx_t ctx = {store, owns, opaque, maint_ro()};
+    drop_ctx_t ctx = {store, owns, opaque, maint_ro(), 0};
     rocksdb_writebatch_clear(store->wb);
     pn_err_t err = drop_streams(&ctx, PN_STORE_CF_EVENTS);
     if (!err)
@@ -315,7 +340,7 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
         pn_store__partition_key(key, partition);
         rocksdb_writebatch_delete_cf(store->wb, store->cf[PN_STORE_CF_META],
                                      (const char *)key, sizeof key);
-        err = write_wb(store, "drop partition");
+        err = write_drop(store, ctx.dedup_ranges);
     }
     /* The dropped dedup keys are now false positives of the filter: let
      * the next lookup rebuild it from what is left. */

@@ -197,6 +197,8 @@ pn_err_t pn_store_commit_async(pn_store_t *store, pn_store_batch_t *batch,
     pn_err_t err = pn_store_sync(store, errstr, errstr_size);
     if (err || pn_store_batch_count(batch) == 0)
         return err;
+    if ((err = pn_store__check_writable(store, errstr, errstr_size)))
+        return err;
     if ((err = start_writer(store, errstr, errstr_size)))
         return err;
     pn_store__filter_add_batch(store, batch);

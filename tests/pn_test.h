@@ -71,6 +71,12 @@ typedef struct pn_test_suite {
 /* Defined by each test file; terminated by {NULL, NULL}. */
 extern const pn_test_suite_t pn_test_suites[];
 
+/** Optional: a test file that re-executes itself as a helper process (a
+ * crash writer) defines this; main calls it first. Not a constructor: with
+ * RocksDB linked statically its own static objects are constructed after
+ * the test file's constructors, so RocksDB may not be called from one. */
+void pn_test_before_main(void) __attribute__((weak));
+
 /* A fresh empty directory under $TMPDIR for the test; caller frees. */
 char *pn_test_tmpdir(const char *tag);
 

@@ -6,9 +6,13 @@
  * and single-object paths, and every class of bad input (truncation at
  * every offset, random corruption, limits, unknown branches and schemas).
  */
+#include <avro.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "avro_alloc.h"
 #include "panther/codec.h"
 #include "pn_test.h"
 
@@ -1324,6 +1328,68 @@ static const pn_test_case_t malformed_cases[] = {
     {"size limit", test_too_large},
     {NULL, NULL}};
 
+/* --- Avro's allocator (src/avro_alloc.c) ---------------------------------- */
+
+static void fill(unsigned char *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(seed + i);
+}
+
+static bool filled(const unsigned char *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i))
+            return false;
+    return true;
+}
+
+static void *free_in_thread(void *arg) {
+    void **blocks = arg;
+    for (int i = 0; blocks[i]; i++)
+        avro_free(blocks[i], 0); /* cached here, drained at thread exit */
+    void *own = avro_malloc(40);
+    avro_free(own, 40);
+    return NULL;
+}
+
+/* Sizes across and beyond the cached classes, growing and shrinking in
+ * place or not, blocks from plain malloc, sizes Avro gets wrong, and
+ * blocks freed by another thread: contents survive, ASan and LSan see no
+ * misuse or leak. */
+static void test_avro_allocator(void) {
+    pn_avro_alloc_install();
+    pn_avro_alloc_install(); /* once */
+    static const size_t sizes[] = {1, 7, 24, 31, 32, 33, 100, 255, 287, 288, 300, 5000};
+    size_t n = sizeof sizes / sizeof sizes[0];
+    for (int round = 0; round < 200; round++) {
+        for (size_t i = 0; i < n; i++) {
+            unsigned char *p = avro_malloc(sizes[i]);
+            PN_REQUIRE(p != NULL);
+            fill(p, sizes[i], (unsigned)i);
+            size_t grown = sizes[(i + 3) % n];
+            unsigned char *q = avro_realloc(p, sizes[i], grown);
+            PN_REQUIRE(q != NULL);
+            size_t kept = sizes[i] < grown ? sizes[i] : grown;
+            PN_ASSERT(filled(q, kept, (unsigned)i));
+            avro_free(q, round % 2 ? grown : 1); /* the size may be wrong */
+        }
+    }
+    unsigned char *plain = malloc(64);
+    PN_REQUIRE(plain != NULL);
+    avro_free(plain, 64);
+    void *blocks[33] = {NULL};
+    for (int i = 0; i < 32; i++)
+        PN_REQUIRE((blocks[i] = avro_malloc((size_t)(8 + 9 * i))) != NULL);
+    pthread_t t;
+    PN_REQUIRE(pthread_create(&t, NULL, free_in_thread, blocks) == 0);
+    PN_REQUIRE(pthread_join(t, NULL) == 0);
+    char *s = avro_strdup("panther");
+    PN_ASSERT(s && strcmp(s, "panther") == 0);
+    avro_str_free(s);
+}
+
+static const pn_test_case_t alloc_cases[] = {
+    {"caching allocator", test_avro_allocator}, {NULL, NULL}};
+
 static const pn_test_case_t record_cases[] = {
     {"events: golden bytes and round trips", test_event_golden_and_roundtrip},
     {"outcomes", test_outcome_roundtrip},
@@ -1333,4 +1399,5 @@ static const pn_test_case_t record_cases[] = {
 const pn_test_suite_t pn_test_suites[] = {
     {"fingerprint", fingerprint_cases}, {"command", command_cases},
     {"evolution", evolution_cases},     {"malformed", malformed_cases},
-    {"records", record_cases},          {NULL, NULL}};
+    {"records", record_cases},          {"avro allocator", alloc_cases},
+    {NULL, NULL}};

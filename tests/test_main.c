@@ -38,6 +38,8 @@ void pn_test_rmdir(const char *path) {
 __attribute__((weak)) const int pn_test_needs_broker = 0;
 
 int main(int argc, char **argv) {
+    if (pn_test_before_main)
+        pn_test_before_main();
     if (pn_test_needs_broker && !getenv("PN_TEST_BOOTSTRAP")) {
         fprintf(stderr, "skipped: PN_TEST_BOOTSTRAP is not set "
                         "(scripts/test starts a broker and sets it)\n");
