@@ -171,17 +171,23 @@ static pn_err_t scan_keys(pn_store_t *store, pn_store_filter_t *f,
 }
 
 /*
- * Two passes over the keys: one to count (so the first part fits them all
- * with room to grow, and lookups ask one part), one to add. It first
- * waits for the write in flight, so the scan sees every stored key.
+ * One pass over the keys, after sizing the first part from RocksDB's
+ * estimate of their number (from its memtables and table properties, no
+ * scan) so that it fits them all with room to grow and lookups ask one
+ * part; an estimate that is low only adds parts. Without an estimate, a
+ * counting pass first. It waits for the write in flight, so the scan sees
+ * every stored key.
  */
 pn_err_t pn_store__filter_build(pn_store_t *store) {
     pn_store_filter_t *f = &store->filter;
     pn_store__wait_idle(store); /* its dedup keys are not in the filter */
     pn_store__filter_reset(f);
     double t0 = pn_mono_s();
-    uint64_t n;
-    pn_err_t err = scan_keys(store, NULL, &n);
+    uint64_t n = 0;
+    pn_err_t err = PN_ERR_OK;
+    if (rocksdb_property_int_cf(store->db, store->cf[PN_STORE_CF_DEDUP],
+                                "rocksdb.estimate-num-keys", &n) != 0)
+        err = scan_keys(store, NULL, &n);
     uint64_t capacity = FILTER_MIN_KEYS;
     while (capacity < 2 * n)
         capacity *= 2;
