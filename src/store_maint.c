@@ -342,9 +342,12 @@ pn_err_t pn_store_drop_partition(pn_store_t *store, int32_t partition,
                                      (const char *)key, sizeof key);
         err = write_drop(store, ctx.dedup_ranges);
     }
-    /* The dropped dedup keys are now false positives of the filter: let
-     * the next lookup rebuild it from what is left. */
-    pn_store__filter_reset(&store->filter);
+    /* The dropped dedup keys stay in the filter. They cannot hide a key
+     * (no false negatives), and new ids meet them no more often than
+     * before the drop (the filter is as full as it was); the filter's
+     * bound rebuilds it once stale keys outnumber the live ones
+     * (pn_store__filter_check_bound). Resetting it here made the next
+     * lookup after every rebalance scan the whole dedup family. */
     if (!err)
         /* Its meta is gone: nothing of it is expired by stale marks if
          * the partition comes back. */
