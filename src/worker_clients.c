@@ -36,8 +36,15 @@ pn_err_t pn_worker_producer_conf(const pn_worker_clients_spec_t *spec,
                                  rd_kafka_conf_t **confp, char *errstr,
                                  size_t errstr_size) {
     int interval = spec->commit_interval_ms;
+    /* Records become visible at the commit, whose flush sends what is
+     * lingering at once, so lingering inside a transaction costs no
+     * latency: up to a fifth of the interval (20 ms at most) makes the
+     * produce requests fewer and larger. Measured against 5 ms at the
+     * default interval: the broker's CPU 20-35 % lower at 10,000
+     * commands/s with the same latency, exactly-once throughput 4-16 %
+     * higher (bench/results/e2e.md). */
     char linger[16];
-    snprintf(linger, sizeof linger, "%d", interval < 5 ? interval : 5);
+    snprintf(linger, sizeof linger, "%d", interval / 5 < 20 ? interval / 5 : 20);
     /* Long enough for a slow commit at any interval the config allows
      * (it refuses an explicit setting below twice the interval). */
     char txn_timeout[24];
