@@ -437,6 +437,8 @@ int pn_bench_engine_main(int argc, char **argv) {
 
     double cps = (double)o.commands / r.seconds;
     double base_cps = base_s > 0 ? (double)o.commands / base_s : 0;
+    unsigned maintain_work = o.maintain_work ? (unsigned)o.maintain_work
+                                             : PN_ENGINE_DEFAULT_MAINTAIN_WORK;
     if (o.json) {
         printf("{\"bench\":\"engine\",\"streams\":%" PRIu64 ",\"commands\":%" PRIu64
                ",\"batch\":%" PRIu64 ",\"commands_per_s\":%.0f,"
@@ -462,8 +464,7 @@ int pn_bench_engine_main(int argc, char **argv) {
                    ",\"p50_call_ms\":%.3f,\"max_call_ms\":%.3f,"
                    "\"total_s\":%.3f}\n",
                    r.maintain_calls,
-                   o.maintain_work ? (unsigned)o.maintain_work
-                                   : PN_ENGINE_DEFAULT_MAINTAIN_WORK,
+                   maintain_work,
                    r.maintain_deleted, r.maintain_p50_ms, r.maintain_max_ms,
                    r.maintain_total_s);
     } else {
@@ -488,8 +489,7 @@ int pn_bench_engine_main(int argc, char **argv) {
                    " events deleted, p50 %.2f ms, max %.2f ms per call, "
                    "%.2f s in all\n",
                    r.maintain_calls,
-                   o.maintain_work ? (unsigned)o.maintain_work
-                                   : PN_ENGINE_DEFAULT_MAINTAIN_WORK,
+                   maintain_work,
                    r.maintain_deleted, r.maintain_p50_ms, r.maintain_max_ms,
                    r.maintain_total_s);
     }

@@ -379,6 +379,24 @@ static void judge_record(pn_map_entry_t *e, void *opaque) {
 
 /* --- waiting for the workers ------------------------------------------------------ */
 
+/* A consumer with the audit's Kafka settings plus these. */
+static pn_err_t consumer_new(const pn_audit_options_t *o,
+                             const pn_kafka_prop_t *fixed, size_t n_fixed,
+                             rd_kafka_t **out, char *errstr,
+                             size_t errstr_size) {
+    rd_kafka_conf_t *conf;
+    pn_err_t err = pn_kafka_conf_new(NULL, 0, o->kafka, o->n_kafka, fixed,
+                                     n_fixed, &conf, errstr, errstr_size);
+    if (err)
+        return err;
+    char why[512];
+    if (!(*out = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why))) {
+        rd_kafka_conf_destroy(conf);
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA, "%s", why);
+    }
+    return PN_ERR_OK;
+}
+
 /* True when a read_committed reader starting at the group's committed
  * offsets finds nothing left to consume in any partition. */
 static pn_err_t group_caught_up(const pn_audit_options_t *o, bool *caught_up,
@@ -391,17 +409,11 @@ static pn_err_t group_caught_up(const pn_audit_options_t *o, bool *caught_up,
         {"enable.partition.eof", "true"},
         {"isolation.level", "read_committed"},
     };
-    rd_kafka_conf_t *conf;
-    pn_err_t err = pn_kafka_conf_new(NULL, 0, o->kafka, o->n_kafka, fixed, 4,
-                                     &conf, errstr, errstr_size);
+    rd_kafka_t *rk;
+    pn_err_t err = consumer_new(o, fixed, sizeof fixed / sizeof fixed[0], &rk,
+                                errstr, errstr_size);
     if (err)
         return err;
-    char why[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA, "%s", why);
-    }
     int32_t n = 0;
     err = pn_kafka_partition_count(rk, o->commands_topic, 10000, &n, errstr,
                                    errstr_size);
@@ -438,24 +450,6 @@ static pn_err_t group_caught_up(const pn_audit_options_t *o, bool *caught_up,
     return err;
 }
 
-/* A consumer handle (no group) for offset queries at one isolation level. */
-static pn_err_t offsets_client_new(const pn_audit_options_t *o,
-                                   const char *isolation, rd_kafka_t **out,
-                                   char *errstr, size_t errstr_size) {
-    const pn_kafka_prop_t fixed[] = {{"isolation.level", isolation}};
-    rd_kafka_conf_t *conf;
-    pn_err_t err = pn_kafka_conf_new(NULL, 0, o->kafka, o->n_kafka, fixed, 1,
-                                     &conf, errstr, errstr_size);
-    if (err)
-        return err;
-    char why[512];
-    if (!(*out = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why))) {
-        rd_kafka_conf_destroy(conf);
-        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA, "%s", why);
-    }
-    return PN_ERR_OK;
-}
-
 /* True when no transaction is open on any partition of the topic: the end a
  * read_committed reader sees (the last stable offset) is the log's end. A
  * worker killed with a transaction open holds that end back until the
@@ -486,12 +480,17 @@ static pn_err_t topic_settled(rd_kafka_t *committed, rd_kafka_t *uncommitted,
 
 static pn_err_t outputs_settled(const pn_audit_options_t *o, bool *settled,
                                 char *errstr, size_t errstr_size) {
+    /* Group-less handles for offset queries at each isolation level. */
+    const pn_kafka_prop_t read_committed[] = {
+        {"isolation.level", "read_committed"}};
+    const pn_kafka_prop_t read_uncommitted[] = {
+        {"isolation.level", "read_uncommitted"}};
     rd_kafka_t *committed = NULL, *uncommitted = NULL;
-    pn_err_t err = offsets_client_new(o, "read_committed", &committed, errstr,
-                                      errstr_size);
+    pn_err_t err = consumer_new(o, read_committed, 1, &committed, errstr,
+                                errstr_size);
     if (!err)
-        err = offsets_client_new(o, "read_uncommitted", &uncommitted, errstr,
-                                 errstr_size);
+        err = consumer_new(o, read_uncommitted, 1, &uncommitted, errstr,
+                           errstr_size);
     const char *topics[] = {o->events_topic, o->outcomes_topic,
                             o->dead_letter_topic};
     *settled = true;
