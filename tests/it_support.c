@@ -1,5 +1,6 @@
 #include "it_support.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -15,6 +16,97 @@
 #include "panther/partition.h"
 #include "pn_test.h"
 #include "topic_reader.h"
+
+int64_t pn_it_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- the watchdog's view -------------------------------------------------- */
+
+/* Scratch directories of the environments alive now, for pn_test_on_hang. */
+#define LIVE_MAX 8
+static char *live_dirs[LIVE_MAX];
+/* Processes started by the tests, killed when the watchdog fires so that
+ * none outlives the aborted run. */
+#define CHILDREN_MAX 256
+static pid_t children[CHILDREN_MAX];
+static unsigned n_children;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A ring: the oldest are long reaped; a reaped pid that was reused is not
+ * our child, and waitpid says so before any kill. */
+void pn_it_track_child(pid_t pid) {
+    pthread_mutex_lock(&live_lock);
+    children[n_children++ % CHILDREN_MAX] = pid;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_set(const char *dir, bool alive) {
+    pthread_mutex_lock(&live_lock);
+    for (int i = 0; i < LIVE_MAX; i++) {
+        if (alive && !live_dirs[i]) {
+            live_dirs[i] = strdup(dir);
+            break;
+        }
+        if (!alive && live_dirs[i] && !strcmp(live_dirs[i], dir)) {
+            free(live_dirs[i]);
+            live_dirs[i] = NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void print_tail(const char *path, int lines) {
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return;
+    /* Offsets of the last `lines` line starts, in a ring. */
+    long starts[64] = {0};
+    int n = 0;
+    long at = 0;
+    int c, prev = '\n';
+    while ((c = fgetc(fp)) != EOF) {
+        if (prev == '\n')
+            starts[n++ % lines] = at;
+        prev = c;
+        at++;
+    }
+    fprintf(stderr, "--- last %d lines of %s\n", n < lines ? n : lines, path);
+    fseek(fp, n <= lines ? 0 : starts[n % lines], SEEK_SET);
+    char buf[4096];
+    while (fgets(buf, sizeof buf, fp))
+        fputs(buf, stderr);
+    fclose(fp);
+}
+
+/* The hung case's process logs: what each worker, snapshotter or tool was
+ * doing when the watchdog fired. The directories are kept. */
+void pn_test_on_hang(void) {
+    pthread_mutex_lock(&live_lock);
+    for (int i = 0; i < LIVE_MAX; i++) {
+        DIR *d = live_dirs[i] ? opendir(live_dirs[i]) : NULL;
+        if (!d)
+            continue;
+        fprintf(stderr, "scratch directory %s (kept)\n", live_dirs[i]);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            size_t len = strlen(e->d_name);
+            if (len > 4 && !strcmp(e->d_name + len - 4, ".log")) {
+                char path[8192];
+                snprintf(path, sizeof path, "%s/%s", live_dirs[i], e->d_name);
+                print_tail(path, 40);
+            }
+        }
+        closedir(d);
+    }
+    for (int i = 0; i < CHILDREN_MAX; i++)
+        if (children[i] && waitpid(children[i], NULL, WNOHANG) == 0)
+            kill(children[i], SIGKILL);
+    pthread_mutex_unlock(&live_lock);
+}
 
 static rd_kafka_t *client(const char *bootstrap, rd_kafka_type_t type,
                           bool random_partitioner) {
@@ -90,6 +182,8 @@ bool pn_it_init(pn_it_t *it, const char *tag, int n_partitions,
     snprintf(it->dlt, sizeof it->dlt, "%sinventory.commands.DLT", it->prefix);
     snprintf(it->group, sizeof it->group, "%sworkers", it->prefix);
     it->dir = pn_test_tmpdir(tag);
+    if (it->dir)
+        live_set(it->dir, true);
     pn_codec_config_t cc = {0};
     char err[512];
     PN_REQUIRE(pn_codec_new(&cc, &it->codec, err, sizeof err) == PN_ERR_OK);
@@ -106,6 +200,8 @@ void pn_it_cleanup(pn_it_t *it) {
         rd_kafka_destroy(it->producer);
     }
     pn_codec_free(it->codec);
+    if (it->dir)
+        live_set(it->dir, false);
     if (it->dir && !getenv("PN_IT_KEEP"))
         pn_test_rmdir(it->dir);
     free(it->dir);
@@ -205,6 +301,7 @@ static pid_t spawn(const char *const *argv, const char *log) {
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
+    pn_it_track_child(pid);
     return pid;
 }
 

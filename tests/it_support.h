@@ -58,6 +58,13 @@ pid_t pn_it_worker_start(pn_it_t *it, const char *instance,
  *  128 + signal). */
 int pn_it_worker_stop(pid_t pid, int sig);
 
+/* Monotonic milliseconds, for deadlines that hold however slow each try. */
+int64_t pn_it_now_ms(void);
+
+/* Registers a process a test started itself: the watchdog kills it if the
+ * case hangs (pn_it_worker_start and the other starters already do). */
+void pn_it_track_child(pid_t pid);
+
 /** What a worker's log says about its runs: the counters of its last
  *  "worker stopped" line (written on a clean stop) and how many open
  *  transactions it aborted because its partitions were revoked. */

@@ -77,6 +77,10 @@ extern const pn_test_suite_t pn_test_suites[];
  * the test file's constructors, so RocksDB may not be called from one. */
 void pn_test_before_main(void) __attribute__((weak));
 
+/** Optional: what a test file shows when the watchdog finds a case hung
+ * (test_main.c), from the watchdog's thread, just before the abort. */
+void pn_test_on_hang(void) __attribute__((weak));
+
 /* A fresh empty directory under $TMPDIR for the test; caller frees. */
 char *pn_test_tmpdir(const char *tag);
 

@@ -98,7 +98,7 @@ static double metric(json_t *families, const char *name, const char *labels) {
 /* Waits until /readyz answers `want`; returns the last body. */
 static bool wait_ready(int port, long want, int timeout_ms, char *body,
                        size_t size) {
-    for (int waited = 0; waited < timeout_ms; waited += 100) {
+    for (int64_t end = pn_it_now_ms() + timeout_ms; pn_it_now_ms() < end;) {
         char *b = NULL;
         long status = http_get(port, "/readyz", &b);
         snprintf(body, size, "%s", b ? b : "");

@@ -137,6 +137,7 @@ static void snap_start(snap_env_t *env, snap_proc_t *sp, const char *instance) {
         execv(panther, (char *const *)argv);
         _exit(127);
     }
+    pn_it_track_child(sp->pid);
 }
 
 /* Lines of a process log that contain every one of the needles. */
@@ -174,8 +175,10 @@ static void http_raw(int port, const char *raw, size_t raw_len, reply_t *r) {
     memset(r, 0, sizeof *r);
     r->status = -1;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    /* Bounded everywhere: SO_SNDTIMEO also bounds connect. */
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -244,7 +247,7 @@ static void url_escape(const char *in, size_t len, char *out, size_t out_size) {
 }
 
 static bool wait_ready(int port, int timeout_ms) {
-    for (int waited = 0; waited < timeout_ms; waited += 200) {
+    for (int64_t end = pn_it_now_ms() + timeout_ms; pn_it_now_ms() < end;) {
         reply_t r;
         http_get(port, "/readyz", &r);
         bool ready = r.status == 200;
@@ -258,7 +261,7 @@ static bool wait_ready(int port, int timeout_ms) {
 
 /* Polls a stream's path until it answers 200 with at least version. */
 static bool wait_version_at_least(int port, const char *path, int64_t version) {
-    for (int waited = 0; waited < 60000; waited += 100) {
+    for (int64_t end = pn_it_now_ms() + 60000; pn_it_now_ms() < end;) {
         reply_t r;
         http_get(port, path, &r);
         json_t *doc = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
@@ -513,12 +516,13 @@ static const char *api_differs(int port, const fstream_t *s, char *why,
 static void wait_api_converged(int port, const fold_t *f, int timeout_ms) {
     char why[1024] = "";
     const char *diff = "not checked";
-    for (int waited = 0; waited <= timeout_ms && diff; waited += 250) {
+    for (int64_t end = pn_it_now_ms() + timeout_ms; diff;) {
         diff = NULL;
         for (size_t i = 0; i < f->n && !diff; i++)
             diff = api_differs(port, &f->v[i], why, sizeof why);
-        if (diff)
-            pn_it_sleep_ms(250);
+        if (!diff || pn_it_now_ms() >= end)
+            break;
+        pn_it_sleep_ms(250);
     }
     PN_ASSERT_(diff == NULL, CU_FALSE, "read API: %.400s", diff ? diff : "");
 }
@@ -761,7 +765,7 @@ static int64_t api_version(int port, const char *path, int64_t *reserved) {
 }
 
 static bool wait_version(int port, const char *path, int64_t version) {
-    for (int i = 0; i < 300; i++) {
+    for (int64_t end = pn_it_now_ms() + 60000; pn_it_now_ms() < end;) {
         if (api_version(port, path, NULL) == version)
             return true;
         pn_it_sleep_ms(200);
@@ -981,7 +985,7 @@ static void test_two_snapshotters_share_partitions(void) {
     snap_start(&env, &b, "b");
     char why[1024];
     bool split = false;
-    for (int waited = 0; waited < 90000 && !split; waited += 500) {
+    for (int64_t end = pn_it_now_ms() + 90000; !split && pn_it_now_ms() < end;) {
         int served_a = 0, served_b = 0, both = 0;
         for (size_t i = 0; i < f.n; i++) {
             bool in_a = api_differs(a.port, &f.v[i], why, sizeof why) == NULL;

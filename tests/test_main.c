@@ -4,6 +4,8 @@
 #define _XOPEN_SOURCE 700
 #include <CUnit/Basic.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,41 @@ void pn_test_rmdir(const char *path) {
  * PN_TEST_BOOTSTRAP) they are reported to ctest as skipped. */
 __attribute__((weak)) const int pn_test_needs_broker = 0;
 
+/*
+ * The watchdog: a case still running after PN_TEST_CASE_TIMEOUT_S seconds
+ * (default 480, below ctest's timeouts) is named on stderr, the test file's
+ * pn_test_on_hang shows what it knows (integration tests: the tails of
+ * their processes' logs), and the run aborts. Without it a hung case is
+ * killed by ctest with nothing printed but "Timeout".
+ */
+static unsigned case_timeout_s(void) {
+    const char *v = getenv("PN_TEST_CASE_TIMEOUT_S");
+    char *end;
+    unsigned long s = v && *v ? strtoul(v, &end, 10) : 480;
+    return v && *v && *end ? 480 : (unsigned)s;
+}
+
+static void *watchdog_main(void *arg) {
+    unsigned limit = *(const unsigned *)arg;
+    CU_pTest seen = NULL;
+    unsigned running = 0;
+    for (;;) {
+        sleep(1);
+        CU_pTest now = CU_get_current_test();
+        running = now == seen ? running + 1 : 0;
+        seen = now;
+        if (!now || running < limit)
+            continue;
+        fprintf(stderr, "\nwatchdog: test case \"%s\" still running after "
+                        "%u s; aborting\n", now->pName, running);
+        if (pn_test_on_hang)
+            pn_test_on_hang();
+        fflush(NULL);
+        abort();
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     if (pn_test_before_main)
         pn_test_before_main();
@@ -58,6 +95,13 @@ int main(int argc, char **argv) {
                 !CU_add_test(suite, c->name, c->fn))
                 return 2;
     }
+    /* Unbuffered: a killed run still shows the case it was in. */
+    setvbuf(stdout, NULL, _IONBF, 0);
+    static unsigned limit;
+    limit = case_timeout_s();
+    pthread_t watchdog;
+    if (limit && pthread_create(&watchdog, NULL, watchdog_main, &limit) == 0)
+        pthread_detach(watchdog);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() +
