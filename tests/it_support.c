@@ -59,6 +59,46 @@ static void live_set(const char *dir, bool alive) {
     pthread_mutex_unlock(&live_lock);
 }
 
+/* Cleanups a case registered with pn_it_defer, run LIFO after it. */
+#define DEFERRED_MAX 16
+static struct {
+    void (*fn)(void *);
+    void *arg;
+} deferred[DEFERRED_MAX];
+static int n_deferred;
+
+void pn_it_defer(void (*fn)(void *), void *arg) {
+    PN_REQUIRE(n_deferred < DEFERRED_MAX);
+    deferred[n_deferred].fn = fn;
+    deferred[n_deferred++].arg = arg;
+}
+
+/* A case that a fatal assertion ended skipped its own clean-up: its
+ * threads are stopped (deferred), and the processes it started do not run
+ * on into the next case. Its scratch directory stays for a look. */
+void pn_test_after_case(void) {
+    while (n_deferred > 0) {
+        n_deferred--;
+        deferred[n_deferred].fn(deferred[n_deferred].arg);
+    }
+    pthread_mutex_lock(&live_lock);
+    for (unsigned i = 0; i < CHILDREN_MAX; i++) {
+        pid_t pid = children[i];
+        children[i] = 0;
+        if (pid > 0 && waitpid(pid, NULL, WNOHANG) == 0) {
+            fprintf(stderr, "it: process %ld outlived its case; killed\n",
+                    (long)pid);
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+    }
+    for (int i = 0; i < LIVE_MAX; i++) {
+        free(live_dirs[i]);
+        live_dirs[i] = NULL;
+    }
+    pthread_mutex_unlock(&live_lock);
+}
+
 static void print_tail(const char *path, int lines) {
     FILE *fp = fopen(path, "r");
     if (!fp)

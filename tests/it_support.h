@@ -61,6 +61,11 @@ int pn_it_worker_stop(pid_t pid, int sig);
 /* Monotonic milliseconds, for deadlines that hold however slow each try. */
 int64_t pn_it_now_ms(void);
 
+/* Registers a clean-up that runs after the current case however it ends
+ * (a fatal assertion skips the case's own): threads to stop and join. A
+ * clean-up must be safe to run after the case already did the same. */
+void pn_it_defer(void (*fn)(void *), void *arg);
+
 /* Registers a process a test started itself: the watchdog kills it if the
  * case hangs (pn_it_worker_start and the other starters already do). */
 void pn_it_track_child(pid_t pid);

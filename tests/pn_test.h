@@ -81,6 +81,9 @@ void pn_test_before_main(void) __attribute__((weak));
  * (test_main.c), from the watchdog's thread, just before the abort. */
 void pn_test_on_hang(void) __attribute__((weak));
 
+/** Optional: run after every case, even one a fatal assertion ended. */
+void pn_test_after_case(void) __attribute__((weak));
+
 /* A fresh empty directory under $TMPDIR for the test; caller frees. */
 char *pn_test_tmpdir(const char *tag);
 

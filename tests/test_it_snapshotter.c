@@ -617,6 +617,36 @@ static void *hammer_thread(void *arg) {
     return NULL;
 }
 
+enum { READERS = 4 };
+
+typedef struct readers {
+    volatile int stop;
+    bool running;
+    hammer_t h[READERS];
+    pthread_t th[READERS];
+} readers_t;
+
+static void readers_start(readers_t *rs, int port, const fold_t *f) {
+    memset(rs, 0, sizeof *rs);
+    for (int i = 0; i < READERS; i++) {
+        rs->h[i] = (hammer_t){.port = port, .fold = f, .stop = &rs->stop,
+                              .seed = (unsigned)i + 1};
+        PN_REQUIRE(pthread_create(&rs->th[i], NULL, hammer_thread, &rs->h[i]) == 0);
+    }
+    rs->running = true;
+}
+
+/* Stops and joins the readers; again is a no-op. */
+static void readers_stop(void *arg) {
+    readers_t *rs = arg;
+    if (!rs->running)
+        return;
+    rs->stop = 1;
+    for (int i = 0; i < READERS; i++)
+        pthread_join(rs->th[i], NULL);
+    rs->running = false;
+}
+
 /* --- workload --------------------------------------------------------------- */
 
 /* Streams whose ids need escaping in a URL. */
@@ -660,21 +690,16 @@ static void test_snapshots_equal_the_fold(void) {
     audit_clean(&env);
 
     /* Phase 2 runs while the snapshotter starts, is killed and restarts,
-     * with readers on its API all along. */
-    fold_t f;
+     * with readers on its API all along. The readers and what they read
+     * are static: a fatal assertion leaves this frame, and the deferred
+     * stop joins them after it. */
+    static fold_t f;
     fold_events(&env, &f); /* the streams to ask for (phase 1) */
     snap_proc_t sp = {0};
     snap_start(&env, &sp, "s1");
-    volatile int stop = 0;
-    enum { READERS = 4 };
-    hammer_t h[READERS];
-    pthread_t th[READERS];
-    for (int i = 0; i < READERS; i++) {
-        memset(&h[i], 0, sizeof h[i]);
-        h[i] = (hammer_t){.port = sp.port, .fold = &f, .stop = &stop,
-                          .seed = (unsigned)i + 1};
-        PN_REQUIRE(pthread_create(&th[i], NULL, hammer_thread, &h[i]) == 0);
-    }
+    static readers_t readers;
+    readers_start(&readers, sp.port, &f);
+    pn_it_defer(readers_stop, &readers);
     pn_it_sender_t *snd = pn_it_send_async(&env.it, 12, 30, 3000, 500);
     PN_ASSERT(wait_ready(sp.port, 60000));
     /* Killed after its first checkpoints, while events still flow. */
@@ -691,12 +716,12 @@ static void test_snapshots_equal_the_fold(void) {
     fold_events(&env, &all);
     PN_ASSERT(all.n >= f.n);
     wait_api_converged(sp.port, &all, 90000);
-    stop = 1;
+    readers_stop(&readers);
     uint64_t ok = 0;
     for (int i = 0; i < READERS; i++) {
-        pthread_join(th[i], NULL);
-        PN_ASSERT_(h[i].bad == 0, CU_FALSE, "reader %d: %s", i, h[i].bad_detail);
-        ok += h[i].ok;
+        PN_ASSERT_(readers.h[i].bad == 0, CU_FALSE, "reader %d: %s", i,
+                   readers.h[i].bad_detail);
+        ok += readers.h[i].ok;
     }
     PN_ASSERT(ok > 0);
     /* The restart resumed from the store, not from the beginning. */

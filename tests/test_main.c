@@ -74,6 +74,12 @@ static void *watchdog_main(void *arg) {
     return NULL;
 }
 
+/* Runs after every case, also one ended by a fatal assertion. */
+static void after_case(void) {
+    if (pn_test_after_case)
+        pn_test_after_case();
+}
+
 int main(int argc, char **argv) {
     if (pn_test_before_main)
         pn_test_before_main();
@@ -87,7 +93,8 @@ int main(int argc, char **argv) {
     for (const pn_test_suite_t *s = pn_test_suites; s->name; s++) {
         if (argc > 1 && strcmp(argv[1], s->name) != 0)
             continue;
-        CU_pSuite suite = CU_add_suite(s->name, NULL, NULL);
+        CU_pSuite suite = CU_add_suite_with_setup_and_teardown(
+            s->name, NULL, NULL, NULL, after_case);
         if (!suite)
             return 2;
         for (const pn_test_case_t *c = s->cases; c->name; c++)
