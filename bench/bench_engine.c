@@ -58,11 +58,31 @@ static uint64_t next_rand(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
+/* Writes prefix then v in decimal, zero-padded to at least `width`
+ * digits, NUL-terminated; returns the end. snprintf did the same at a
+ * tenth of the generator's time. */
+static char *put_number(char *p, const char *prefix, uint64_t v, int width) {
+    while (*prefix)
+        *p++ = *prefix++;
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = n; i < width; i++)
+        *p++ = '0';
+    while (n)
+        *p++ = digits[--n];
+    *p = '\0';
+    return p;
+}
+
 static pn_err_t generate_one(generator_t *g, pn_codec_t *codec, pn_buf_t *out) {
     uint64_t s = next_rand(&g->rng) % g->streams;
     char id[32], sku[32], order[48];
-    snprintf(id, sizeof id, "cmd-%" PRIu64, g->next_id++);
-    snprintf(sku, sizeof sku, "SKU-%07" PRIu64, s);
+    put_number(id, "cmd-", g->next_id++, 1);
+    put_number(sku, "SKU-", s, 7);
     pn_command_t c = {.id = pn_str_c(id), .sku_id = pn_str_c(sku),
                       .node_id = pn_str_c("DC-1"), .by = pn_str_c("bench"),
                       .at_ms = 1700000000000LL + (int64_t)g->next_id,
@@ -82,8 +102,7 @@ static pn_err_t generate_one(generator_t *g, pn_codec_t *codec, pn_buf_t *out) {
         c.quantity = 1;
     }
     if (c.type != PN_CMD_UPDATE) {
-        snprintf(order, sizeof order, "ord-%" PRIu64 "-%" PRIu32, s,
-                 g->last_order[s]);
+        put_number(put_number(order, "ord-", s, 1), "-", g->last_order[s], 1);
         c.order_id = pn_str_c(order);
     }
     g->counts[c.type]++;

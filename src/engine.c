@@ -337,7 +337,8 @@ static pn_err_t load_from_store(pn_engine_t *engine, pn_str_t key,
 static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
                             overlay_t **ovp, char *errstr,
                             size_t errstr_size) {
-    pn_map_entry_t *e = pn_map_find(&engine->overlay, key.ptr, key.len);
+    uint64_t hash = pn_hash_bytes(key.ptr, key.len);
+    pn_map_entry_t *e = pn_map_find_hashed(&engine->overlay, hash, key.ptr, key.len);
     if (e) {
         *ovp = e->value;
         return PN_ERR_OK;
@@ -348,7 +349,7 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
     ov->dirty = false;
     pn_state_init(&ov->state);
     pn_err_t err = PN_ERR_OK;
-    bool from_cache = pn_state_cache_take(engine->cache, key, &ov->state);
+    bool from_cache = pn_state_cache_take(engine->cache, key, hash, &ov->state);
     if (from_cache) {
         engine->stats.cache_hits++;
     } else {
@@ -357,7 +358,8 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
                               errstr_size);
     }
     if (!err)
-        err = pn_map_insert(&engine->overlay, key.ptr, key.len, ov, NULL);
+        err = pn_map_insert_hashed(&engine->overlay, hash, key.ptr, key.len, ov,
+                                   NULL);
     if (err) {
         /* A state taken from the cache may exist only in the write in
          * flight: let that land before the state is freed, so the next
@@ -401,12 +403,13 @@ static pn_err_t find_prior(pn_engine_t *engine, const partition_slot_t *slot,
     pn_err_t err = dedup_key(engine, stream_key, id);
     if (err)
         return err;
-    pn_map_entry_t *e =
-        pn_map_find(&engine->dedup, engine->key_buf.data, engine->key_buf.len);
+    const void *k = engine->key_buf.data;
+    size_t k_len = engine->key_buf.len;
+    uint64_t hash = pn_hash_bytes(k, k_len);
+    pn_map_entry_t *e = pn_map_find_hashed(&engine->dedup, hash, k, k_len);
     if (!e && engine->write_pending)
         /* The previous batch, not in the store yet. */
-        e = pn_map_find(&engine->pending_dedup, engine->key_buf.data,
-                        engine->key_buf.len);
+        e = pn_map_find_hashed(&engine->pending_dedup, hash, k, k_len);
     if (e) {
         *entry = *(const pn_dedup_entry_t *)e->value;
         *found = true;
@@ -428,12 +431,14 @@ static pn_err_t remember(pn_engine_t *engine, pn_str_t stream_key, pn_str_t id,
     pn_dedup_entry_t *copy = pn_arena_dup(&engine->arena, entry, sizeof *entry);
     if (!copy)
         return PN_ERR_NOMEM;
-    pn_map_entry_t *e =
-        pn_map_find(&engine->dedup, engine->key_buf.data, engine->key_buf.len);
+    const void *k = engine->key_buf.data;
+    size_t k_len = engine->key_buf.len;
+    uint64_t hash = pn_hash_bytes(k, k_len);
+    pn_map_entry_t *e = pn_map_find_hashed(&engine->dedup, hash, k, k_len);
     if (e)
         e->value = copy; /* an expired entry being replaced */
-    else if ((err = pn_map_insert(&engine->dedup, engine->key_buf.data,
-                                  engine->key_buf.len, copy, NULL)))
+    else if ((err = pn_map_insert_hashed(&engine->dedup, hash, k, k_len, copy,
+                                         NULL)))
         return err;
     return pn_store_batch_put_dedup(engine->batch, stream_key, id, entry);
 }
@@ -704,7 +709,8 @@ static void return_to_cache(pn_map_entry_t *e, void *opaque) {
     /* Pinned until the write lands, so it cannot be evicted and re-read
      * from a store that does not have it yet. */
     if (pn_state_cache_put(ctx->engine->cache, (pn_str_t){e->key, e->key_len},
-                           &ov->state, ctx->engine->generation) != PN_ERR_OK)
+                           e->hash, &ov->state,
+                           ctx->engine->generation) != PN_ERR_OK)
         ctx->lost = true;
 }
 

@@ -101,11 +101,17 @@ static pn_map_slot_t *probe(const pn_map_t *map, uint64_t h, const void *key,
     }
 }
 
-pn_map_entry_t *pn_map_find(const pn_map_t *map, const void *key,
-                            size_t len) {
+pn_map_entry_t *pn_map_find_hashed(const pn_map_t *map, uint64_t hash,
+                                   const void *key, size_t len) {
     if (!map->count)
         return NULL;
-    return probe(map, pn_hash_bytes(key, len), key, len)->entry;
+    return probe(map, hash, key, len)->entry;
+}
+
+pn_map_entry_t *pn_map_find(const pn_map_t *map, const void *key,
+                            size_t len) {
+    return map->count ? pn_map_find_hashed(map, pn_hash_bytes(key, len), key, len)
+                      : NULL;
 }
 
 static pn_err_t grow(pn_map_t *map) {
@@ -128,8 +134,9 @@ static pn_err_t grow(pn_map_t *map) {
     return PN_ERR_OK;
 }
 
-pn_err_t pn_map_insert(pn_map_t *map, const void *key, size_t len,
-                       void *value, pn_map_entry_t **entryp) {
+pn_err_t pn_map_insert_hashed(pn_map_t *map, uint64_t hash, const void *key,
+                              size_t len, void *value,
+                              pn_map_entry_t **entryp) {
     if (2 * (map->count + 1) > map->n_slots) { /* load factor 1/2 */
         pn_err_t err = grow(map);
         if (err)
@@ -138,8 +145,8 @@ pn_err_t pn_map_insert(pn_map_t *map, const void *key, size_t len,
     pn_map_entry_t *e = acquire_entry(map, len);
     if (!e)
         return PN_ERR_NOMEM;
-    uint64_t hash = pn_hash_bytes(key, len);
     e->value = value;
+    e->hash = hash;
     e->key_len = len;
     memcpy(e->key, key, len);
     e->key[len] = '\0';
@@ -151,6 +158,12 @@ pn_err_t pn_map_insert(pn_map_t *map, const void *key, size_t len,
     if (entryp)
         *entryp = e;
     return PN_ERR_OK;
+}
+
+pn_err_t pn_map_insert(pn_map_t *map, const void *key, size_t len,
+                       void *value, pn_map_entry_t **entryp) {
+    return pn_map_insert_hashed(map, pn_hash_bytes(key, len), key, len, value,
+                                entryp);
 }
 
 /* Empties slot i and shifts back the entries of its probe run that would
@@ -171,9 +184,16 @@ static void remove_slot(pn_map_t *map, size_t i) {
 }
 
 void *pn_map_remove(pn_map_t *map, const void *key, size_t len) {
+    return map->count
+               ? pn_map_remove_hashed(map, pn_hash_bytes(key, len), key, len)
+               : NULL;
+}
+
+void *pn_map_remove_hashed(pn_map_t *map, uint64_t hash, const void *key,
+                           size_t len) {
     if (!map->count)
         return NULL;
-    pn_map_slot_t *slot = probe(map, pn_hash_bytes(key, len), key, len);
+    pn_map_slot_t *slot = probe(map, hash, key, len);
     pn_map_entry_t *e = slot->entry;
     if (!e)
         return NULL;

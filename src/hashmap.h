@@ -18,6 +18,7 @@
 typedef struct pn_map_entry {
     struct pn_map_entry *next; /* the spare list */
     void *value;
+    uint64_t hash; /* pn_hash_bytes of the key */
     size_t key_len;
     char key[]; /* NUL-terminated copy */
 } pn_map_entry_t;
@@ -59,6 +60,20 @@ PN_MUST_CHECK pn_err_t pn_map_insert(pn_map_t *map, const void *key,
 
 /** Removes key and returns its value (NULL when absent). */
 void *pn_map_remove(pn_map_t *map, const void *key, size_t len);
+
+/*
+ * The same with the key's hash given (pn_hash_bytes(key, len), or the
+ * hash of an entry with the same key): a key that moves between maps, or
+ * is looked up in several, is hashed once.
+ */
+pn_map_entry_t *pn_map_find_hashed(const pn_map_t *map, uint64_t hash,
+                                   const void *key, size_t len);
+PN_MUST_CHECK pn_err_t pn_map_insert_hashed(pn_map_t *map, uint64_t hash,
+                                            const void *key, size_t len,
+                                            void *value,
+                                            pn_map_entry_t **entryp);
+void *pn_map_remove_hashed(pn_map_t *map, uint64_t hash, const void *key,
+                           size_t len);
 
 /** Calls fn for every entry; fn must not insert or remove. */
 void pn_map_foreach(const pn_map_t *map,

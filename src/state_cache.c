@@ -98,16 +98,16 @@ static void push_front(pn_state_cache_t *cache, cache_node_t *node) {
 
 static void remove_node(pn_state_cache_t *cache, cache_node_t *node) {
     unlink_node(cache, node);
-    pn_map_remove(&cache->map, node->entry->key, node->entry->key_len);
+    pn_map_remove_hashed(&cache->map, node->entry->hash, node->entry->key,
+                         node->entry->key_len);
 }
 
-bool pn_state_cache_take(pn_state_cache_t *cache, pn_str_t key,
+bool pn_state_cache_take(pn_state_cache_t *cache, pn_str_t key, uint64_t hash,
                          pn_state_t *state) {
-    pn_map_entry_t *e = pn_map_find(&cache->map, key.ptr, key.len);
-    if (!e)
+    cache_node_t *node = pn_map_remove_hashed(&cache->map, hash, key.ptr, key.len);
+    if (!node)
         return false;
-    cache_node_t *node = e->value;
-    remove_node(cache, node);
+    unlink_node(cache, node);
     pn_state_clear(state);
     *state = node->state;
     recycle_node(cache, node);
@@ -146,8 +146,8 @@ static void evict_above(pn_state_cache_t *cache, size_t keep) {
 }
 
 pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
-                            pn_state_t *state, uint64_t pin) {
-    pn_map_entry_t *e = pn_map_find(&cache->map, key.ptr, key.len);
+                            uint64_t hash, pn_state_t *state, uint64_t pin) {
+    pn_map_entry_t *e = pn_map_find_hashed(&cache->map, hash, key.ptr, key.len);
     if (e) {
         cache_node_t *node = e->value;
         pn_state_clear(&node->state);
@@ -161,8 +161,8 @@ pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
     /* Room for the new entry. */
     evict_above(cache, cache->capacity - 1); /* capacity >= 1 */
     cache_node_t *node = new_node(cache);
-    pn_err_t err = node ? pn_map_insert(&cache->map, key.ptr, key.len, node,
-                                        &node->entry)
+    pn_err_t err = node ? pn_map_insert_hashed(&cache->map, hash, key.ptr,
+                                               key.len, node, &node->entry)
                         : PN_ERR_NOMEM;
     if (err) {
         if (node)

@@ -20,8 +20,10 @@ void pn_state_cache_free(pn_state_cache_t *cache);
 /**
  * Moves the cached state of key into *state (which must be initialised and
  * is overwritten) and removes it from the cache. False when absent.
+ * hash is pn_hash_bytes of the key (hashmap.h), here and in put: the
+ * engine hashes a stream key once for its own map and the cache.
  */
-bool pn_state_cache_take(pn_state_cache_t *cache, pn_str_t key,
+bool pn_state_cache_take(pn_state_cache_t *cache, pn_str_t key, uint64_t hash,
                          pn_state_t *state);
 
 /** A read-only view of a cached state, or NULL; valid until the next
@@ -41,7 +43,7 @@ const pn_state_t *pn_state_cache_peek(pn_state_cache_t *cache, pn_str_t key);
  * be evicted and re-read stale from the store. 0 = not pinned.
  */
 pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
-                            pn_state_t *state, uint64_t pin);
+                            uint64_t hash, pn_state_t *state, uint64_t pin);
 
 /** Releases the pins at or below `durable` (their writes landed), and
  *  evicts down to the capacity. */
