@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,6 +54,20 @@ static unsigned case_timeout_s(void) {
     return v && *v && *end ? 480 : (unsigned)s;
 }
 
+/* Every thread's stack, through gdb when the machine has it (scripts/test
+ * installs it): where the hung case waits. */
+static void print_stacks(void) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "command -v gdb >/dev/null && gdb -p %ld -batch -nx "
+             "-ex 'thread apply all bt 25' </dev/null 1>&2 2>/dev/null",
+             (long)getpid());
+    prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0); /* Yama */
+    fflush(NULL);
+    if (system(cmd) != 0)
+        fprintf(stderr, "watchdog: no stacks (gdb not found or failed)\n");
+}
+
 static void *watchdog_main(void *arg) {
     unsigned limit = *(const unsigned *)arg;
     CU_pTest seen = NULL;
@@ -66,6 +81,7 @@ static void *watchdog_main(void *arg) {
             continue;
         fprintf(stderr, "\nwatchdog: test case \"%s\" still running after "
                         "%u s; aborting\n", now->pName, running);
+        print_stacks();
         if (pn_test_on_hang)
             pn_test_on_hang();
         fflush(NULL);
