@@ -451,7 +451,7 @@ static pn_err_t group_caught_up(const pn_audit_options_t *o, bool *caught_up,
      * for good once in a test run (librdkafka 2.0.2: the destroy waited on
      * a broker thread that never ended). */
     rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    pn_kafka_destroy(rk, "audit group check", PN_KAFKA_DESTROY_TIMEOUT_MS);
     return err;
 }
 
@@ -503,10 +503,10 @@ static pn_err_t outputs_settled(const pn_audit_options_t *o, bool *settled,
         if (topics[i] && topics[i][0])
             err = topic_settled(committed, uncommitted, topics[i], settled,
                                 errstr, errstr_size);
-    if (committed)
-        rd_kafka_destroy(committed);
-    if (uncommitted)
-        rd_kafka_destroy(uncommitted);
+    pn_kafka_destroy(committed, "audit offsets (read_committed)",
+                     PN_KAFKA_DESTROY_TIMEOUT_MS);
+    pn_kafka_destroy(uncommitted, "audit offsets (read_uncommitted)",
+                     PN_KAFKA_DESTROY_TIMEOUT_MS);
     return err;
 }
 

@@ -1,6 +1,7 @@
 #include "panther/kafka.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,4 +128,94 @@ bool pn_kafka_header_int(const rd_kafka_message_t *m, const char *name,
 int64_t pn_kafka_record_age_ms(const rd_kafka_message_t *m) {
     int64_t ts = rd_kafka_message_timestamp(m, NULL);
     return ts < 0 ? -1 : pn_wall_ms() - ts;
+}
+
+/* --- destroy with a deadline ------------------------------------------------ */
+
+/* Shared by the caller and the thread that destroys; whichever is last to
+ * let go frees it (the caller when the destroy finished in time, else the
+ * thread, if the destroy ever returns). */
+typedef struct destroyer {
+    rd_kafka_t *rk;
+    pthread_mutex_t lock;
+    pthread_cond_t finished;
+    bool done;
+    bool abandoned;
+} destroyer_t;
+
+static void destroyer_free(destroyer_t *d) {
+    pthread_cond_destroy(&d->finished);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+static void *destroyer_main(void *arg) {
+    destroyer_t *d = arg;
+    rd_kafka_destroy(d->rk);
+    pthread_mutex_lock(&d->lock);
+    d->done = true;
+    bool abandoned = d->abandoned;
+    pthread_cond_signal(&d->finished);
+    pthread_mutex_unlock(&d->lock);
+    if (abandoned)
+        destroyer_free(d);
+    return NULL;
+}
+
+static destroyer_t *destroyer_new(rd_kafka_t *rk) {
+    destroyer_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&d->finished, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0 || pthread_mutex_init(&d->lock, NULL) != 0) {
+        if (rc == 0)
+            pthread_cond_destroy(&d->finished);
+        free(d);
+        return NULL;
+    }
+    d->rk = rk;
+    return d;
+}
+
+bool pn_kafka_destroy(rd_kafka_t *rk, const char *what, int timeout_ms) {
+    if (!rk)
+        return true;
+    destroyer_t *d = destroyer_new(rk);
+    pthread_t thread;
+    if (!d || pthread_create(&thread, NULL, destroyer_main, d) != 0) {
+        /* No thread to wait on: destroy here, without a deadline. */
+        if (d)
+            destroyer_free(d);
+        rd_kafka_destroy(rk);
+        return true;
+    }
+    pthread_detach(thread);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&d->lock);
+    while (!d->done &&
+           pthread_cond_timedwait(&d->finished, &d->lock, &until) == 0)
+        ;
+    bool done = d->done;
+    d->abandoned = !done;
+    pthread_mutex_unlock(&d->lock);
+    if (done) {
+        destroyer_free(d);
+        return true;
+    }
+    pn_log_kv(PN_LOG_WARN,
+              "a Kafka client did not shut down in time and is left behind "
+              "(librdkafka 2.0 can leak a partition reference on destroy)",
+              PN_LOG_STR("client", what), PN_LOG_INT("waited_ms", timeout_ms));
+    return false;
 }

@@ -387,8 +387,7 @@ void pn_snapshotter_free(pn_snapshotter_t *s) {
     /* The HTTP threads read the store: they go first. */
     pn_http_server_stop(s->http);
     free(s->routes);
-    if (s->consumer)
-        rd_kafka_destroy(s->consumer);
+    pn_kafka_destroy(s->consumer, "consumer", PN_KAFKA_DESTROY_TIMEOUT_MS);
     if (s->producer)
         rd_kafka_destroy(s->producer);
     pn_snapshotter__forget(s);

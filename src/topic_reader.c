@@ -79,6 +79,6 @@ pn_err_t pn_topic_read_all(const pn_kafka_prop_t *kafka, size_t n_kafka,
         rd_kafka_message_destroy(m);
     }
     rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    pn_kafka_destroy(rk, "topic reader", PN_KAFKA_DESTROY_TIMEOUT_MS);
     return err;
 }

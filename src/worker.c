@@ -584,10 +584,9 @@ void pn_worker_free(pn_worker_t *w) {
     if (!w)
         return;
     txn_close(w);
-    if (w->consumer)
-        rd_kafka_destroy(w->consumer);
-    if (w->restore_consumer)
-        rd_kafka_destroy(w->restore_consumer);
+    pn_kafka_destroy(w->consumer, "consumer", PN_KAFKA_DESTROY_TIMEOUT_MS);
+    pn_kafka_destroy(w->restore_consumer, "restore consumer",
+                     PN_KAFKA_DESTROY_TIMEOUT_MS);
     if (w->producer)
         rd_kafka_destroy(w->producer);
     if (w->to_restore)

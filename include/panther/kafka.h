@@ -35,6 +35,21 @@
 bool pn_kafka_header_int(const rd_kafka_message_t *m, const char *name,
                          int64_t *value);
 
+/** Default deadline of pn_kafka_destroy, ms. */
+#define PN_KAFKA_DESTROY_TIMEOUT_MS 15000
+
+/**
+ * rd_kafka_destroy with a deadline: false (and a warning logged, naming
+ * what) when the client has not finished after timeout_ms, in which case
+ * it is left to finish, or not, on a thread of its own, and the caller
+ * goes on. librdkafka 2.0.x (Debian 12's 2.0.2) can leak a reference to
+ * a partition of a consumer that assigned partitions, and its destroy then
+ * waits forever for a broker thread (librdkafka issues #4362, #4486); a
+ * tool or a stopping worker must not hang on that. The handle must not be
+ * used afterwards either way.
+ */
+bool pn_kafka_destroy(rd_kafka_t *rk, const char *what, int timeout_ms);
+
 /** How long ago the record was written (its Kafka timestamp against the
  *  wall clock, ms); -1 when it has none. */
 int64_t pn_kafka_record_age_ms(const rd_kafka_message_t *m);

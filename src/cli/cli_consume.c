@@ -452,7 +452,7 @@ static pn_err_t consumer_open(consumer_t *c, const pn_config_t *cfg,
 static void consumer_close(consumer_t *c) {
     if (c->rk) {
         rd_kafka_consumer_close(c->rk);
-        rd_kafka_destroy(c->rk);
+        pn_kafka_destroy(c->rk, "consumer", PN_KAFKA_DESTROY_TIMEOUT_MS);
     }
     pn_codec_free(c->codec);
     pn_schema_registry_free(c->registry);
