@@ -385,6 +385,31 @@ static uint64_t json_u64(json_t *obj, const char *key) {
     return json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
 }
 
+/* Lines of the instance's log holding needle. */
+static int log_count(pn_it_t *it, const char *instance, const char *needle) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.log", it->dir, instance);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+bool pn_it_worker_wait_ready(pn_it_t *it, const char *instance,
+                             int timeout_ms) {
+    for (int64_t end = pn_it_now_ms() + timeout_ms; pn_it_now_ms() < end;) {
+        if (log_count(it, instance, "\"msg\":\"restore finished\"") > 0)
+            return true;
+        pn_it_sleep_ms(100);
+    }
+    return false;
+}
+
 void pn_it_worker_log(pn_it_t *it, const char *instance,
                       pn_it_worker_log_t *log) {
     memset(log, 0, sizeof *log);

@@ -80,6 +80,11 @@ typedef struct pn_it_worker_log {
     uint64_t revocation_aborts;
 } pn_it_worker_log_t;
 
+/** Waits until the instance's log says a restore finished: it has its
+ *  partitions and runs commands. False after timeout_ms. */
+bool pn_it_worker_wait_ready(pn_it_t *it, const char *instance,
+                             int timeout_ms);
+
 /** Reads <dir>/<instance>.log (every run of that instance). */
 void pn_it_worker_log(pn_it_t *it, const char *instance,
                       pn_it_worker_log_t *log);
