@@ -25,4 +25,18 @@ static inline int64_t pn_wall_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The time `ms` from now on `clock`, for pthread_cond_timedwait. */
+static inline struct timespec pn_timespec_after_ms(clockid_t clock,
+                                                   int64_t ms) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 #endif

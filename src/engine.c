@@ -375,15 +375,18 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
 
 /* --- idempotency ------------------------------------------------------------ */
 
-/* Key of the batch's dedup map: length-prefixed stream key, then the id. */
+/* Key of the batch's dedup map, in engine->key_buf: length-prefixed
+ * stream key, then the id; *hash gets its hash for both dedup maps. */
 static pn_err_t dedup_key(pn_engine_t *engine, pn_str_t stream_key,
-                          pn_str_t id) {
+                          pn_str_t id, uint64_t *hash) {
     pn_buf_reset(&engine->key_buf);
     pn_err_t err = pn_buf_append_be32(&engine->key_buf, (uint32_t)stream_key.len);
     if (!err)
         err = pn_buf_append(&engine->key_buf, stream_key.ptr, stream_key.len);
     if (!err)
         err = pn_buf_append(&engine->key_buf, id.ptr, id.len);
+    if (!err)
+        *hash = pn_hash_bytes(engine->key_buf.data, engine->key_buf.len);
     return err;
 }
 
@@ -400,12 +403,12 @@ static pn_err_t find_prior(pn_engine_t *engine, const partition_slot_t *slot,
                            pn_str_t stream_key, pn_str_t id,
                            pn_dedup_entry_t *entry, bool *found) {
     *found = false;
-    pn_err_t err = dedup_key(engine, stream_key, id);
+    uint64_t hash;
+    pn_err_t err = dedup_key(engine, stream_key, id, &hash);
     if (err)
         return err;
     const void *k = engine->key_buf.data;
     size_t k_len = engine->key_buf.len;
-    uint64_t hash = pn_hash_bytes(k, k_len);
     pn_map_entry_t *e = pn_map_find_hashed(&engine->dedup, hash, k, k_len);
     if (!e && engine->write_pending)
         /* The previous batch, not in the store yet. */
@@ -425,7 +428,8 @@ static pn_err_t find_prior(pn_engine_t *engine, const partition_slot_t *slot,
 
 static pn_err_t remember(pn_engine_t *engine, pn_str_t stream_key, pn_str_t id,
                          const pn_dedup_entry_t *entry) {
-    pn_err_t err = dedup_key(engine, stream_key, id);
+    uint64_t hash;
+    pn_err_t err = dedup_key(engine, stream_key, id, &hash);
     if (err)
         return err;
     pn_dedup_entry_t *copy = pn_arena_dup(&engine->arena, entry, sizeof *entry);
@@ -433,7 +437,6 @@ static pn_err_t remember(pn_engine_t *engine, pn_str_t stream_key, pn_str_t id,
         return PN_ERR_NOMEM;
     const void *k = engine->key_buf.data;
     size_t k_len = engine->key_buf.len;
-    uint64_t hash = pn_hash_bytes(k, k_len);
     pn_map_entry_t *e = pn_map_find_hashed(&engine->dedup, hash, k, k_len);
     if (e)
         e->value = copy; /* an expired entry being replaced */

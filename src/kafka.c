@@ -194,14 +194,7 @@ bool pn_kafka_destroy(rd_kafka_t *rk, const char *what, int timeout_ms) {
         return true;
     }
     pthread_detach(thread);
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = pn_timespec_after_ms(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&d->lock);
     while (!d->done &&
            pthread_cond_timedwait(&d->finished, &d->lock, &until) == 0)

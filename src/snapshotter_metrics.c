@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
+
 /* One counter per monotonic field of pn_snapshotter_stats_t. */
 static const struct {
     const char *name;
@@ -106,13 +108,7 @@ static void *mirror(void *arg) {
         pthread_mutex_unlock(&m->lock);
         pn_snapshotter_metrics_update(m);
         pthread_mutex_lock(&m->lock);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 500000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = pn_timespec_after_ms(CLOCK_REALTIME, 500);
         if (!m->stop)
             pthread_cond_timedwait(&m->wake, &m->lock, &until);
     }

@@ -17,12 +17,6 @@
 #include "pn_test.h"
 #include "topic_reader.h"
 
-int64_t pn_it_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* --- the watchdog's view -------------------------------------------------- */
 
 /* Scratch directories of the environments alive now, for pn_test_on_hang. */
@@ -73,6 +67,24 @@ void pn_it_defer(void (*fn)(void *), void *arg) {
     deferred[n_deferred++].arg = arg;
 }
 
+/* SIGKILLs the tracked processes still running (the caller holds
+ * live_lock); with reap, waits for them and forgets them all. */
+static void kill_children(bool reap) {
+    for (unsigned i = 0; i < CHILDREN_MAX; i++) {
+        pid_t pid = children[i];
+        if (pid > 0 && waitpid(pid, NULL, WNOHANG) == 0) {
+            if (reap)
+                fprintf(stderr, "it: process %ld outlived its case; killed\n",
+                        (long)pid);
+            kill(pid, SIGKILL);
+            if (reap)
+                waitpid(pid, NULL, 0);
+        }
+        if (reap)
+            children[i] = 0;
+    }
+}
+
 /* A case that a fatal assertion ended skipped its own clean-up: its
  * threads are stopped (deferred), and the processes it started do not run
  * on into the next case. Its scratch directory stays for a look. */
@@ -82,16 +94,7 @@ void pn_test_after_case(void) {
         deferred[n_deferred].fn(deferred[n_deferred].arg);
     }
     pthread_mutex_lock(&live_lock);
-    for (unsigned i = 0; i < CHILDREN_MAX; i++) {
-        pid_t pid = children[i];
-        children[i] = 0;
-        if (pid > 0 && waitpid(pid, NULL, WNOHANG) == 0) {
-            fprintf(stderr, "it: process %ld outlived its case; killed\n",
-                    (long)pid);
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-        }
-    }
+    kill_children(true);
     for (int i = 0; i < LIVE_MAX; i++) {
         free(live_dirs[i]);
         live_dirs[i] = NULL;
@@ -99,12 +102,15 @@ void pn_test_after_case(void) {
     pthread_mutex_unlock(&live_lock);
 }
 
-static void print_tail(const char *path, int lines) {
+#define TAIL_LINES 40
+
+static void print_tail(const char *path) {
+    const int lines = TAIL_LINES;
     FILE *fp = fopen(path, "r");
     if (!fp)
         return;
-    /* Offsets of the last `lines` line starts, in a ring. */
-    long starts[64] = {0};
+    /* Offsets of the last TAIL_LINES line starts, in a ring. */
+    long starts[TAIL_LINES] = {0};
     int n = 0;
     long at = 0;
     int c, prev = '\n';
@@ -137,14 +143,12 @@ void pn_test_on_hang(void) {
             if (len > 4 && !strcmp(e->d_name + len - 4, ".log")) {
                 char path[8192];
                 snprintf(path, sizeof path, "%s/%s", live_dirs[i], e->d_name);
-                print_tail(path, 40);
+                print_tail(path);
             }
         }
         closedir(d);
     }
-    for (int i = 0; i < CHILDREN_MAX; i++)
-        if (children[i] && waitpid(children[i], NULL, WNOHANG) == 0)
-            kill(children[i], SIGKILL);
+    kill_children(false);
     pthread_mutex_unlock(&live_lock);
 }
 
@@ -385,25 +389,29 @@ static uint64_t json_u64(json_t *obj, const char *key) {
     return json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
 }
 
-/* Lines of the instance's log holding needle. */
-static int log_count(pn_it_t *it, const char *instance, const char *needle) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s.log", it->dir, instance);
-    FILE *f = fopen(path, "r");
-    if (!f)
+int pn_it_log_count(const char *path, const char *const *needles) {
+    FILE *fp = fopen(path, "r");
+    if (!fp)
         return 0;
-    char line[8192];
+    char line[16384];
     int n = 0;
-    while (fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
+    while (fgets(line, sizeof line, fp)) {
+        bool all = true;
+        for (int i = 0; needles[i] && all; i++)
+            all = strstr(line, needles[i]) != NULL;
+        n += all;
+    }
+    fclose(fp);
     return n;
 }
 
 bool pn_it_worker_wait_ready(pn_it_t *it, const char *instance,
                              int timeout_ms) {
-    for (int64_t end = pn_it_now_ms() + timeout_ms; pn_it_now_ms() < end;) {
-        if (log_count(it, instance, "\"msg\":\"restore finished\"") > 0)
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.log", it->dir, instance);
+    const char *finished[] = {"\"msg\":\"restore finished\"", NULL};
+    for (int64_t end = pn_mono_ms() + timeout_ms; pn_mono_ms() < end;) {
+        if (pn_it_log_count(path, finished) > 0)
             return true;
         pn_it_sleep_ms(100);
     }

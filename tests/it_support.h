@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h" /* pn_mono_ms for the tests' deadlines */
 #include "panther/audit.h"
 #include "panther/codec.h"
 #include "panther/domain.h"
@@ -58,9 +59,6 @@ pid_t pn_it_worker_start(pn_it_t *it, const char *instance,
  *  128 + signal). */
 int pn_it_worker_stop(pid_t pid, int sig);
 
-/* Monotonic milliseconds, for deadlines that hold however slow each try. */
-int64_t pn_it_now_ms(void);
-
 /* Registers a clean-up that runs after the current case however it ends
  * (a fatal assertion skips the case's own): threads to stop and join. A
  * clean-up must be safe to run after the case already did the same. */
@@ -79,6 +77,10 @@ typedef struct pn_it_worker_log {
     uint64_t events_expired; /* by the worker's retention steps */
     uint64_t revocation_aborts;
 } pn_it_worker_log_t;
+
+/** Lines of the file at path that contain every one of the needles
+ *  (NULL-terminated); 0 when it cannot be read. */
+int pn_it_log_count(const char *path, const char *const *needles);
 
 /** Waits until the instance's log says a restore finished: it has its
  *  partitions and runs commands. False after timeout_ms. */

@@ -114,7 +114,7 @@ static void test_lost_local_store(void) {
 /* The outcome of the command with this id, waiting up to wait_ms. */
 static bool wait_outcome(pn_it_t *it, const char *id, pn_outcome_t *out,
                          int wait_ms) {
-    for (int64_t end = pn_it_now_ms() + wait_ms;;) {
+    for (int64_t end = pn_mono_ms() + wait_ms;;) {
         pn_it_outcome_t *all;
         size_t n = pn_it_read_outcomes(it, &all);
         const pn_outcome_record_t *o = pn_it_find_outcome(all, n, id, false);
@@ -123,7 +123,7 @@ static bool wait_outcome(pn_it_t *it, const char *id, pn_outcome_t *out,
         pn_it_free_outcomes(all, n);
         if (o)
             return true;
-        if (pn_it_now_ms() >= end)
+        if (pn_mono_ms() >= end)
             return false;
         pn_it_sleep_ms(500);
     }

@@ -98,7 +98,7 @@ static double metric(json_t *families, const char *name, const char *labels) {
 /* Waits until /readyz answers `want`; returns the last body. */
 static bool wait_ready(int port, long want, int timeout_ms, char *body,
                        size_t size) {
-    for (int64_t end = pn_it_now_ms() + timeout_ms; pn_it_now_ms() < end;) {
+    for (int64_t end = pn_mono_ms() + timeout_ms; pn_mono_ms() < end;) {
         char *b = NULL;
         long status = http_get(port, "/readyz", &b);
         snprintf(body, size, "%s", b ? b : "");

@@ -140,23 +140,6 @@ static void snap_start(snap_env_t *env, snap_proc_t *sp, const char *instance) {
     pn_it_track_child(sp->pid);
 }
 
-/* Lines of a process log that contain every one of the needles. */
-static int count_log_lines(const char *path, const char *const *needles) {
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return 0;
-    char line[16384];
-    int n = 0;
-    while (fgets(line, sizeof line, fp)) {
-        bool all = true;
-        for (int i = 0; needles[i] && all; i++)
-            all = strstr(line, needles[i]) != NULL;
-        n += all;
-    }
-    fclose(fp);
-    return n;
-}
-
 /* --- HTTP ------------------------------------------------------------------- */
 
 typedef struct reply {
@@ -247,7 +230,7 @@ static void url_escape(const char *in, size_t len, char *out, size_t out_size) {
 }
 
 static bool wait_ready(int port, int timeout_ms) {
-    for (int64_t end = pn_it_now_ms() + timeout_ms; pn_it_now_ms() < end;) {
+    for (int64_t end = pn_mono_ms() + timeout_ms; pn_mono_ms() < end;) {
         reply_t r;
         http_get(port, "/readyz", &r);
         bool ready = r.status == 200;
@@ -261,7 +244,7 @@ static bool wait_ready(int port, int timeout_ms) {
 
 /* Polls a stream's path until it answers 200 with at least version. */
 static bool wait_version_at_least(int port, const char *path, int64_t version) {
-    for (int64_t end = pn_it_now_ms() + 60000; pn_it_now_ms() < end;) {
+    for (int64_t end = pn_mono_ms() + 60000; pn_mono_ms() < end;) {
         reply_t r;
         http_get(port, path, &r);
         json_t *doc = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
@@ -516,11 +499,11 @@ static const char *api_differs(int port, const fstream_t *s, char *why,
 static void wait_api_converged(int port, const fold_t *f, int timeout_ms) {
     char why[1024] = "";
     const char *diff = "not checked";
-    for (int64_t end = pn_it_now_ms() + timeout_ms; diff;) {
+    for (int64_t end = pn_mono_ms() + timeout_ms; diff;) {
         diff = NULL;
         for (size_t i = 0; i < f->n && !diff; i++)
             diff = api_differs(port, &f->v[i], why, sizeof why);
-        if (!diff || pn_it_now_ms() >= end)
+        if (!diff || pn_mono_ms() >= end)
             break;
         pn_it_sleep_ms(250);
     }
@@ -726,7 +709,7 @@ static void test_snapshots_equal_the_fold(void) {
     PN_ASSERT(ok > 0);
     /* The restart resumed from the store, not from the beginning. */
     const char *resumed[] = {"resuming at the local checkpoint", NULL};
-    PN_ASSERT(count_log_lines(sp.log, resumed) >= 1);
+    PN_ASSERT(pn_it_log_count(sp.log, resumed) >= 1);
 
     /* Everything through the API, then the topic. */
     static const char *const skus[] = {"SKU-0", "SKU-5", "a/b \xC3\xA9", "100%"};
@@ -746,7 +729,7 @@ static void test_snapshots_equal_the_fold(void) {
     PN_ASSERT_EQ_INT(read_snapshots(&env, &all), records);
     wait_api_converged(sp.port, &all, 5000);
     const char *lines[] = {"\"gaps\":0", "snapshotter stopped", NULL};
-    PN_ASSERT(count_log_lines(sp.log, lines) >= 1);
+    PN_ASSERT(pn_it_log_count(sp.log, lines) >= 1);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(sp.pid, SIGTERM), 0);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
     fold_free(&f);
@@ -790,7 +773,7 @@ static int64_t api_version(int port, const char *path, int64_t *reserved) {
 }
 
 static bool wait_version(int port, const char *path, int64_t version) {
-    for (int64_t end = pn_it_now_ms() + 60000; pn_it_now_ms() < end;) {
+    for (int64_t end = pn_mono_ms() + 60000; pn_mono_ms() < end;) {
         if (api_version(port, path, NULL) == version)
             return true;
         pn_it_sleep_ms(200);
@@ -833,11 +816,11 @@ static void test_gap_is_reported(void) {
     PN_ASSERT_EQ_INT(reserved, 2);
     const char *gap[] = {"stream version gap", "\"stream\":\"G|1\"",
                          "\"stored_version\":2", "\"event_version\":4", NULL};
-    PN_ASSERT_EQ_INT(count_log_lines(sp.log, gap), 1);
+    PN_ASSERT_EQ_INT(pn_it_log_count(sp.log, gap), 1);
     const char *any_gap[] = {"stream version gap", NULL};
-    PN_ASSERT_EQ_INT(count_log_lines(sp.log, any_gap), 1); /* not again for v5 */
+    PN_ASSERT_EQ_INT(pn_it_log_count(sp.log, any_gap), 1); /* not again for v5 */
     const char *junk[] = {"undecodable event skipped", NULL};
-    PN_ASSERT_EQ_INT(count_log_lines(sp.log, junk), 1);
+    PN_ASSERT_EQ_INT(pn_it_log_count(sp.log, junk), 1);
     /* The gap shows in /metrics too (mirrored twice a second). */
     pn_it_sleep_ms(1200);
     reply_t m;
@@ -851,7 +834,7 @@ static void test_gap_is_reported(void) {
     PN_ASSERT_EQ_INT(pn_it_worker_stop(sp.pid, SIGTERM), 0);
     const char *counted[] = {"snapshotter stopped", "\"gaps\":1",
                              "\"bad_events\":1", "\"skipped\":2", NULL};
-    PN_ASSERT_EQ_INT(count_log_lines(sp.log, counted), 1);
+    PN_ASSERT_EQ_INT(pn_it_log_count(sp.log, counted), 1);
     fold_t f;
     memset(&f, 0, sizeof f);
     f.codec = env.it.codec;
@@ -871,7 +854,7 @@ static void test_gap_is_reported(void) {
     PN_ASSERT_EQ_INT(api_version(sp.port, "/v1/inventory/G/1", NULL), 2);
     const char *again[] = {"stream version gap", "\"stream\":\"G|1\"",
                            "\"stored_version\":2", "\"event_version\":6", NULL};
-    PN_ASSERT_EQ_INT(count_log_lines(sp.log, again), 1);
+    PN_ASSERT_EQ_INT(pn_it_log_count(sp.log, again), 1);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(sp.pid, SIGTERM), 0);
     fold_free(&f);
     pn_it_cleanup(&env.it);
@@ -1010,7 +993,7 @@ static void test_two_snapshotters_share_partitions(void) {
     snap_start(&env, &b, "b");
     char why[1024];
     bool split = false;
-    for (int64_t end = pn_it_now_ms() + 90000; !split && pn_it_now_ms() < end;) {
+    for (int64_t end = pn_mono_ms() + 90000; !split && pn_mono_ms() < end;) {
         int served_a = 0, served_b = 0, both = 0;
         for (size_t i = 0; i < f.n; i++) {
             bool in_a = api_differs(a.port, &f.v[i], why, sizeof why) == NULL;
