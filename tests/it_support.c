@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,19 +90,6 @@ static void kill_children(bool reap) {
 /* A case that a fatal assertion ended skipped its own clean-up: its
  * threads are stopped (deferred), and the processes it started do not run
  * on into the next case. Its scratch directory stays for a look. */
-void pn_test_after_case(void) {
-    while (n_deferred > 0) {
-        n_deferred--;
-        deferred[n_deferred].fn(deferred[n_deferred].arg);
-    }
-    pthread_mutex_lock(&live_lock);
-    kill_children(true);
-    for (int i = 0; i < LIVE_MAX; i++) {
-        free(live_dirs[i]);
-        live_dirs[i] = NULL;
-    }
-    pthread_mutex_unlock(&live_lock);
-}
 
 #define TAIL_LINES 40
 
@@ -128,27 +117,52 @@ static void print_tail(const char *path) {
     fclose(fp);
 }
 
+/* The tails of the process logs in a scratch directory, which is kept. */
+static void print_log_tails(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    fprintf(stderr, "scratch directory %s (kept)\n", dir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".log")) {
+            char path[8192];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            print_tail(path);
+        }
+    }
+    closedir(d);
+}
+
 /* The hung case's process logs: what each worker, snapshotter or tool was
  * doing when the watchdog fired. The directories are kept. */
 void pn_test_on_hang(void) {
     pthread_mutex_lock(&live_lock);
-    for (int i = 0; i < LIVE_MAX; i++) {
-        DIR *d = live_dirs[i] ? opendir(live_dirs[i]) : NULL;
-        if (!d)
-            continue;
-        fprintf(stderr, "scratch directory %s (kept)\n", live_dirs[i]);
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            size_t len = strlen(e->d_name);
-            if (len > 4 && !strcmp(e->d_name + len - 4, ".log")) {
-                char path[8192];
-                snprintf(path, sizeof path, "%s/%s", live_dirs[i], e->d_name);
-                print_tail(path);
-            }
-        }
-        closedir(d);
-    }
+    for (int i = 0; i < LIVE_MAX; i++)
+        if (live_dirs[i])
+            print_log_tails(live_dirs[i]);
     kill_children(false);
+    pthread_mutex_unlock(&live_lock);
+}
+
+/* A case that a fatal assertion ended skipped its own clean-up: its
+ * threads are stopped (deferred), the processes it started do not run on
+ * into the next case, and what they logged is shown. Its scratch
+ * directory stays for a look. */
+void pn_test_after_case(void) {
+    while (n_deferred > 0) {
+        n_deferred--;
+        deferred[n_deferred].fn(deferred[n_deferred].arg);
+    }
+    pthread_mutex_lock(&live_lock);
+    kill_children(true);
+    for (int i = 0; i < LIVE_MAX; i++) {
+        if (live_dirs[i])
+            print_log_tails(live_dirs[i]);
+        free(live_dirs[i]);
+        live_dirs[i] = NULL;
+    }
     pthread_mutex_unlock(&live_lock);
 }
 
@@ -161,6 +175,12 @@ static rd_kafka_t *client(const char *bootstrap, rd_kafka_type_t type,
                       random_partitioner ? "consistent_random" : "murmur2_random",
                       why, sizeof why);
     rd_kafka_conf_set(conf, "linger.ms", "5", why, sizeof why);
+    /* As an order system must: a producer that is not idempotent reorders
+     * a partition's records when it retries a request, as happens right
+     * after the topic was created (seen: a prefilled events topic whose
+     * stream began at version 37, which the worker refuses to restore). */
+    if (type == RD_KAFKA_PRODUCER)
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", why, sizeof why);
     rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
     if (!rk)
         fprintf(stderr, "it: cannot create client: %s\n", why);
@@ -214,6 +234,7 @@ static void create_topics(pn_it_t *it, int n, int n_events) {
 bool pn_it_init(pn_it_t *it, const char *tag, int n_partitions,
                 int n_event_partitions) {
     memset(it, 0, sizeof *it);
+    it->failures_at_init = CU_get_number_of_failures();
     const char *bootstrap = getenv("PN_TEST_BOOTSTRAP");
     if (!bootstrap || !*bootstrap)
         return false;
@@ -244,9 +265,12 @@ void pn_it_cleanup(pn_it_t *it) {
         rd_kafka_destroy(it->producer);
     }
     pn_codec_free(it->codec);
+    bool failed = CU_get_number_of_failures() > it->failures_at_init;
     if (it->dir)
         live_set(it->dir, false);
-    if (it->dir && !getenv("PN_IT_KEEP"))
+    if (it->dir && failed)
+        print_log_tails(it->dir);
+    else if (it->dir && !getenv("PN_IT_KEEP"))
         pn_test_rmdir(it->dir);
     free(it->dir);
 }
@@ -581,6 +605,43 @@ pn_command_t pn_it_gen_next(pn_it_gen_t *g) {
                                       : 1 + (int32_t)(gen_rand(g) % 8);
     return pn_it_cmd(type, g->id, type == PN_CMD_UPDATE ? NULL : g->order,
                      g->sku, g->node, has_q, q);
+}
+
+/* The low end of the kernel's ephemeral port range (Linux's default when
+ * unreadable). */
+static int ephemeral_low(void) {
+    int low = 32768, high;
+    FILE *fp = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (fp) {
+        if (fscanf(fp, "%d %d", &low, &high) != 2)
+            low = 32768;
+        fclose(fp);
+    }
+    return low;
+}
+
+int pn_it_free_port(void) {
+    enum { FIRST = 10000 }; /* above the well-known and most service ports */
+    int span = ephemeral_low() - FIRST;
+    PN_REQUIRE(span > 1000);
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)pn_mono_ms();
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        int port = FIRST + (int)(rand_r(&seed) % (unsigned)span);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        PN_REQUIRE(fd >= 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        /* No SO_REUSEADDR: a port still in TIME_WAIT counts as taken. */
+        bool free_now = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(fd);
+        if (free_now)
+            return port;
+    }
+    PN_REQUIRE(!"no free port below the ephemeral range");
+    return -1;
 }
 
 void pn_it_sleep_ms(int ms) {

@@ -28,6 +28,7 @@ typedef struct pn_it {
     pn_codec_t *codec;
     struct rd_kafka_s *producer;
     struct rd_kafka_s *default_producer; /* librdkafka's own partitioner */
+    unsigned failures_at_init; /* CUnit's count: did this case fail? */
 } pn_it_t;
 
 /** Sets up a test: broker address, unique topic prefix, topics with
@@ -35,6 +36,8 @@ typedef struct pn_it {
  *  Returns false (test should be skipped) without a broker. */
 bool pn_it_init(pn_it_t *it, const char *tag, int n_partitions,
                 int n_event_partitions);
+/** Closes the clients and removes the scratch directory, unless the case
+ *  failed: then the tails of its process logs are printed and it stays. */
 void pn_it_cleanup(pn_it_t *it);
 
 /** Produces one command (murmur2 unless random_partition); flushes when
@@ -67,6 +70,12 @@ void pn_it_defer(void (*fn)(void *), void *arg);
 /* Registers a process a test started itself: the watchdog kills it if the
  * case hangs (pn_it_worker_start and the other starters already do). */
 void pn_it_track_child(pid_t pid);
+
+/* A TCP port on 127.0.0.1 that nothing uses now, for a process the test
+ * starts to listen on. It lies below the kernel's ephemeral range, so no
+ * outgoing connection (the Kafka clients make many) can take it before
+ * that process binds it, as one did to a port bind(0) had handed out. */
+int pn_it_free_port(void);
 
 /** What a worker's log says about its runs: the counters of its last
  *  "worker stopped" line (written on a clean stop) and how many open

@@ -3,11 +3,9 @@
  * counters that follow the commands, readiness that follows assignment and
  * restore. */
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "it_support.h"
@@ -15,19 +13,6 @@
 #include "prom_support.h"
 
 const int pn_test_needs_broker = 1;
-
-/* A port nothing listens on right now. */
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    PN_REQUIRE(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    PN_REQUIRE(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    socklen_t len = sizeof sa;
-    PN_REQUIRE(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 typedef struct body {
     char *data;
@@ -161,7 +146,7 @@ static void send_workload(pn_it_t *it) {
 static void test_counters_follow_commands(void) {
     pn_it_t it;
     PN_REQUIRE(pn_it_init(&it, "metrics", 2, 2));
-    int port = free_port();
+    int port = pn_it_free_port();
     pid_t w = pn_it_worker_start(&it, "w1", http_extra(0, port));
     char body[256];
     PN_ASSERT_(wait_ready(port, 200, 60000, body, sizeof body), CU_TRUE,
@@ -287,7 +272,7 @@ static void test_readiness_follows_assignment(void) {
     pn_it_t it;
     PN_REQUIRE(pn_it_init(&it, "ready", 1, 1));
     prefill_events(&it);
-    int ports[2] = {free_port(), 0};
+    int ports[2] = {pn_it_free_port(), 0};
     pid_t w[2] = {pn_it_worker_start(&it, "w1", http_extra(0, ports[0])), 0};
     char body[256];
     PN_ASSERT_(wait_ready(ports[0], 200, 90000, body, sizeof body), CU_TRUE,
@@ -296,7 +281,7 @@ static void test_readiness_follows_assignment(void) {
 
     /* A second worker for a one-partition topic: exactly one of the two
      * owns it and is ready; the other is live but not ready. */
-    ports[1] = free_port();
+    ports[1] = pn_it_free_port();
     w[1] = pn_it_worker_start(&it, "w2", http_extra(1, ports[1]));
     int ready = -1;
     for (int i = 0; i < 600 && ready < 0; i++) {

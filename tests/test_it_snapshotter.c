@@ -74,17 +74,6 @@ static bool env_init(snap_env_t *env, const char *tag, int partitions,
     return true;
 }
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    socklen_t len = sizeof sa;
-    PN_REQUIRE(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    PN_REQUIRE(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 typedef struct snap_proc {
     pid_t pid;
     int port;
@@ -95,7 +84,7 @@ typedef struct snap_proc {
 static void snap_start(snap_env_t *env, snap_proc_t *sp, const char *instance) {
     pn_it_t *it = &env->it;
     if (!sp->port)
-        sp->port = free_port();
+        sp->port = pn_it_free_port();
     snprintf(sp->instance, sizeof sp->instance, "%s", instance);
     snprintf(sp->log, sizeof sp->log, "%s/snap-%s.log", it->dir, instance);
     char sets[16][4400];

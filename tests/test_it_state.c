@@ -1,13 +1,10 @@
 /* panther state against the real broker: the local store of a worker and a
  * snapshotter's read API (--url) print the same state for every stream. */
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,18 +15,6 @@ const int pn_test_needs_broker = 1;
 
 #define STREAMS 30
 #define COMMANDS 600
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    PN_REQUIRE(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    socklen_t len = sizeof sa;
-    PN_REQUIRE(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    PN_REQUIRE(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 static void create_compacted(pn_it_t *it, const char *name, int partitions) {
     char why[512];
@@ -166,7 +151,7 @@ static void test_local_and_read_api_agree(void) {
     pn_audit_report_free(&report);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
 
-    int port = free_port();
+    int port = pn_it_free_port();
     pid_t snap = snapshotter_start(&it, snapshots, port);
     char url[64], set_store[4300];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
