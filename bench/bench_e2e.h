@@ -167,6 +167,10 @@ double pn_e2e_peak_rss_mib(pid_t pid);
 /** User + system CPU seconds a running process has used so far. */
 double pn_e2e_cpu_seconds(pid_t pid);
 
+/** The part of it spent by a JVM's JIT compiler threads (C1, C2): a
+ *  freshly started broker spends most of its first minutes compiling. */
+double pn_e2e_jit_cpu_seconds(pid_t pid);
+
 /** Scheduler statistics of the main thread of pid (/proc/PID/schedstat):
  *  seconds on a CPU, and seconds runnable but waiting for one. 0 if
  *  unknown. Together with wall time they tell whether the loop of the

@@ -1,6 +1,7 @@
 /*
  * Kafka and process plumbing of `panther bench e2e` (see bench_e2e.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -562,9 +563,9 @@ double pn_e2e_peak_rss_mib(pid_t pid) {
     return mib;
 }
 
-double pn_e2e_cpu_seconds(pid_t pid) {
-    char path[64], buf[2048];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+/* utime + stime of one /proc stat file, in clock ticks. */
+static unsigned long long stat_ticks(const char *path) {
+    char buf[2048];
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
@@ -577,7 +578,42 @@ double pn_e2e_cpu_seconds(pid_t pid) {
     if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
                             "%llu %llu", &utime, &stime) != 2)
         return 0;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    return utime + stime;
+}
+
+double pn_e2e_cpu_seconds(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    return (double)stat_ticks(path) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double pn_e2e_jit_cpu_seconds(pid_t pid) {
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%ld/task", (long)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    unsigned long long ticks = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[sizeof dir + sizeof e->d_name + 8], comm[64] = "";
+        snprintf(path, sizeof path, "%s/%s/comm", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        bool jit = fgets(comm, sizeof comm, f) &&
+                   (!strncmp(comm, "C1 CompilerThre", 15) ||
+                    !strncmp(comm, "C2 CompilerThre", 15));
+        fclose(f);
+        if (jit) {
+            snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+            ticks += stat_ticks(path);
+        }
+    }
+    closedir(d);
+    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
 void pn_e2e_thread_sched(pid_t pid, double *run_s, double *wait_s) {

@@ -94,26 +94,22 @@ static pn_err_t forward(pn_worker_t *w, const rd_kafka_message_t *m,
                              key.len, m->payload, m->len, h, false);
 }
 
-/* Where a result came from: the commands-topic record it answers, so that
- * an audit can match every record to exactly one outcome. Formatted once
- * per command, for its event and its outcome. */
-typedef struct source_text {
+/* The commands-topic record an outcome answers, so that an audit can
+ * match every command record to exactly one outcome, duplicates included.
+ * Events carry no such headers: an event names its command by commandId,
+ * and librdkafka allocates every header and list (four mallocs and frees
+ * per record, on the batch loop): on events they cost 8 % of the worker's
+ * CPU per command (bench/results/e2e.md). */
+static rd_kafka_headers_t *source_headers(const rd_kafka_message_t *m) {
     char partition[24], offset[24];
-    size_t partition_len, offset_len;
-} source_text_t;
-
-static void source_text(const rd_kafka_message_t *m, source_text_t *t) {
-    t->partition_len = format_int(m->partition, t->partition);
-    t->offset_len = format_int(m->offset, t->offset);
-}
-
-static rd_kafka_headers_t *source_headers(const source_text_t *t) {
+    size_t partition_len = format_int(m->partition, partition);
+    size_t offset_len = format_int(m->offset, offset);
     rd_kafka_headers_t *h = rd_kafka_headers_new(2);
     rd_kafka_header_add(h, PN_HEADER_SOURCE_PARTITION,
-                        (ssize_t)sizeof PN_HEADER_SOURCE_PARTITION - 1, t->partition,
-                        (ssize_t)t->partition_len);
+                        (ssize_t)sizeof PN_HEADER_SOURCE_PARTITION - 1, partition,
+                        (ssize_t)partition_len);
     rd_kafka_header_add(h, PN_HEADER_SOURCE_OFFSET, (ssize_t)sizeof PN_HEADER_SOURCE_OFFSET - 1,
-                        t->offset, (ssize_t)t->offset_len);
+                        offset, (ssize_t)offset_len);
     return h;
 }
 
@@ -127,13 +123,10 @@ static pn_err_t execute(pn_worker_t *w, const rd_kafka_message_t *m,
         return err;
     w->stats.commands++;
     pn_worker_metrics_outcome(w, &res.outcome);
-    source_text_t src;
-    source_text(m, &src);
     if (res.has_event) {
         err = pn_worker_produce(w, w->opts.events_topic, m->partition,
                                 res.stream_key.ptr, res.stream_key.len,
-                                res.event_value, res.event_len,
-                                source_headers(&src), true);
+                                res.event_value, res.event_len, NULL, true);
         if (err)
             return err;
         w->stats.events++;
@@ -141,7 +134,7 @@ static pn_err_t execute(pn_worker_t *w, const rd_kafka_message_t *m,
     err = pn_worker_produce(w, w->opts.outcomes_topic, RD_KAFKA_PARTITION_UA,
                             res.outcome_key.ptr, res.outcome_key.len,
                             res.outcome_value, res.outcome_len,
-                            source_headers(&src), false);
+                            source_headers(m), false);
     if (!err)
         w->stats.outcomes++;
     return err;
