@@ -18,6 +18,8 @@
  *   ptlatency      the same paced load through a fresh pass-through: what
  *                  the transactions alone cost in latency
  *
+ * passthrough, alos and eos run in interleaved rounds (--rounds, default 3):
+ * rates are the medians, ratios the medians of the rounds' own ratios.
  * Each phase has topics of its own (unique prefix, Admin API). Throughput
  * phases produce all N commands first, then start the process under test
  * and time from the producer timestamp of its earliest output record (it
@@ -49,6 +51,7 @@ typedef struct options {
     uint64_t commit_interval_ms;
     uint64_t batch;
     uint64_t latency_seconds;
+    uint64_t rounds; /* of the throughput phases, interleaved */
     uint64_t warmup_seconds;
     uint64_t latency_rate; /* 0: half the eos throughput */
     uint64_t producer_linger_ms;
@@ -597,10 +600,18 @@ static int write_latency_csv(const char *path, const latency_result_t *worker,
 
 /* --- output ------------------------------------------------------------------ */
 
+#define MAX_ROUNDS 9
+
 typedef struct report {
     const options_t *o;
     double load1_start;
+    /* Per round, and the round of median rate of each (its usage is the
+     * one reported); the ratios are the medians of the rounds' ratios. */
+    phase_result_t pt_rounds[MAX_ROUNDS], alos_rounds[MAX_ROUNDS],
+        eos_rounds[MAX_ROUNDS];
+    size_t rounds;
     phase_result_t pt, alos, eos;
+    double vs_pt, vs_alos;
     latency_result_t lat, ptlat;
 } report_t;
 
@@ -690,10 +701,37 @@ static void json_latency(FILE *f, const char *prefix,
     }
 }
 
+/* Every round's rates and ratios, in the order run. */
+static void json_rounds(FILE *f, const report_t *rp) {
+    const struct {
+        const char *key;
+        const phase_result_t *a, *b; /* b: ratio a / b */
+    } series[] = {
+        {"passthrough_rounds_per_s", rp->pt_rounds, NULL},
+        {"alos_rounds_per_s", rp->alos_rounds, NULL},
+        {"eos_rounds_per_s", rp->eos_rounds, NULL},
+        {"eos_vs_passthrough_rounds", rp->eos_rounds, rp->pt_rounds},
+        {"eos_vs_alos_rounds", rp->eos_rounds, rp->alos_rounds},
+    };
+    fprintf(f, ",\"rounds\":%zu", rp->rounds);
+    for (size_t i = 0; i < sizeof series / sizeof series[0]; i++) {
+        fprintf(f, ",\"%s\":[", series[i].key);
+        for (size_t k = 0; k < rp->rounds; k++) {
+            double v = series[i].b ? ratio(&series[i].a[k], &series[i].b[k])
+                                   : PHASE_VALUE(series[i].a[k], per_s);
+            if (isnan(v))
+                fprintf(f, "%snull", k ? "," : "");
+            else
+                fprintf(f, "%s%.*f", k ? "," : "", series[i].b ? 3 : 0, v);
+        }
+        fprintf(f, "]");
+    }
+}
+
 static void print_json(const report_t *rp) {
     const options_t *o = rp->o;
     const latency_result_t *l = &rp->lat;
-    double vs_pt = ratio(&rp->eos, &rp->pt), vs_alos = ratio(&rp->eos, &rp->alos);
+    double vs_pt = rp->vs_pt, vs_alos = rp->vs_alos;
     double p99_limit = (double)o->commit_interval_ms + 25;
     FILE *f = stdout;
     fprintf(f, "{\"bench\":\"e2e\",\"commands\":%" PRIu64 ",\"streams\":%" PRIu64
@@ -708,6 +746,7 @@ static void print_json(const report_t *rp) {
     json_num(f, "passthrough_per_s", PHASE_VALUE(rp->pt, per_s), 0);
     json_num(f, "eos_vs_passthrough", vs_pt, 3);
     json_num(f, "eos_vs_alos", vs_alos, 3);
+    json_rounds(f, rp);
     /* Per second of CPU of the batch loop: what the ratio would be if both
      * workers had had the cores to themselves (a shared machine starves
      * them unevenly). Reported beside the target, not instead of it. */
@@ -796,7 +835,7 @@ static void print_latency(const char *what, const latency_result_t *l,
 static void print_table(const report_t *rp) {
     const options_t *o = rp->o;
     const latency_result_t *l = &rp->lat;
-    double vs_pt = ratio(&rp->eos, &rp->pt), vs_alos = ratio(&rp->eos, &rp->alos);
+    double vs_pt = rp->vs_pt, vs_alos = rp->vs_alos;
     double p99_limit = (double)o->commit_interval_ms + 25;
     printf("%" PRIu64 " commands over %" PRIu64 " streams, %" PRIu64
            " partitions, batch %" PRIu64 ", commit interval %" PRIu64 " ms\n\n",
@@ -807,6 +846,18 @@ static void print_table(const report_t *rp) {
     print_phase("passthrough", &rp->pt);
     print_phase("at_least_once", &rp->alos);
     print_phase("exactly_once", &rp->eos);
+    if (rp->rounds > 1) {
+        printf("(the median of %zu interleaved rounds:", rp->rounds);
+        const phase_result_t *rows[] = {rp->pt_rounds, rp->alos_rounds,
+                                        rp->eos_rounds};
+        const char *names[] = {"passthrough", "at_least_once", "exactly_once"};
+        for (size_t i = 0; i < 3; i++) {
+            printf("%s %s", i ? ";" : "", names[i]);
+            for (size_t k = 0; k < rp->rounds; k++)
+                printf(" %.0f", PHASE_VALUE(rows[i][k], per_s));
+        }
+        printf(")\n");
+    }
     double rss = PHASE_VALUE(rp->eos, peak_rss_mib);
     if (!isnan(vs_pt))
         printf("\neos / passthrough  %6.3f  (target >= 0.6: %s)\n", vs_pt,
@@ -850,6 +901,9 @@ static void usage(FILE *out) {
         "  --partitions P           partitions of every topic (default 4)\n"
         "  --commit-interval-ms MS  worker.commit.interval.ms (default 100)\n"
         "  --batch B                worker.batch.max.commands (default 5000)\n"
+        "  --rounds K               interleaved rounds of the throughput phases\n"
+        "                           (default 3); rates are the rounds' medians,\n"
+        "                           ratios the medians of the rounds' ratios\n"
         "  --latency-seconds T      measured part of the latency phase (default 20)\n"
         "  --warmup-seconds W       unmeasured start of it (default 2)\n"
         "  --latency-rate R         commands/s there (default: half the eos rate)\n"
@@ -895,6 +949,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
         {"commit-interval-ms", required_argument, NULL, 'c'},
         {"batch", required_argument, NULL, 'b'},
         {"latency-seconds", required_argument, NULL, 'l'},
+        {"rounds", required_argument, NULL, 'N'},
         {"warmup-seconds", required_argument, NULL, 'w'},
         {"latency-rate", required_argument, NULL, 'r'},
         {"producer-linger-ms", required_argument, NULL, 'L'},
@@ -915,6 +970,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
         ['n'] = &o->commands, ['s'] = &o->streams, ['p'] = &o->partitions,
         ['c'] = &o->commit_interval_ms, ['b'] = &o->batch,
         ['l'] = &o->latency_seconds, ['w'] = &o->warmup_seconds,
+        ['N'] = &o->rounds,
         ['r'] = &o->latency_rate, ['L'] = &o->producer_linger_ms,
         ['t'] = &o->timeout_s, ['x'] = &o->seed, ['K'] = &o->broker_pid};
     const char **strings[128] = {['B'] = &o->bootstrap, ['P'] = &o->phases,
@@ -960,6 +1016,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
         why = "--bootstrap (or PN_TEST_BOOTSTRAP) is required";
     else if (o->streams > (1u << 30) || o->partitions > 1000)
         why = "--streams at most 2^30, --partitions at most 1000";
+    else if (o->rounds > MAX_ROUNDS)
+        why = "--rounds at most 9";
     else if ((phase_on(o, "latency") || phase_on(o, "ptlatency")) &&
              !phase_on(o, "eos") && !o->latency_rate)
         why = "the latency phases without the eos phase need --latency-rate";
@@ -970,18 +1028,86 @@ static int parse_args(int argc, char **argv, options_t *o) {
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n values (NaN ones left out); NaN if none. */
+static double median(double *v, size_t n) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(v[i]))
+            v[m++] = v[i];
+    if (m == 0)
+        return NAN;
+    qsort(v, m, sizeof *v, cmp_double);
+    return m % 2 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2;
+}
+
+/* The round of median rate (the lower middle one of an even count). */
+static phase_result_t median_round(const phase_result_t *rounds, size_t n) {
+    phase_result_t best = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (!rounds[i].ran)
+            continue;
+        size_t below = 0, equal_before = 0, ran = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (!rounds[j].ran)
+                continue;
+            ran++;
+            below += rounds[j].per_s < rounds[i].per_s;
+            equal_before += j < i && rounds[j].per_s == rounds[i].per_s;
+        }
+        if (below + equal_before == (ran - 1) / 2)
+            best = rounds[i];
+    }
+    return best;
+}
+
+static void summarize_rounds(report_t *rp) {
+    size_t n = rp->rounds;
+    rp->pt = median_round(rp->pt_rounds, n);
+    rp->alos = median_round(rp->alos_rounds, n);
+    rp->eos = median_round(rp->eos_rounds, n);
+    /* The worker's memory: the most any round used. */
+    for (size_t k = 0; k < n; k++)
+        if (rp->eos_rounds[k].peak_rss_mib > rp->eos.peak_rss_mib)
+            rp->eos.peak_rss_mib = rp->eos_rounds[k].peak_rss_mib;
+    double vs_pt[MAX_ROUNDS], vs_alos[MAX_ROUNDS];
+    for (size_t k = 0; k < n; k++) {
+        vs_pt[k] = ratio(&rp->eos_rounds[k], &rp->pt_rounds[k]);
+        vs_alos[k] = ratio(&rp->eos_rounds[k], &rp->alos_rounds[k]);
+    }
+    rp->vs_pt = median(vs_pt, n);
+    rp->vs_alos = median(vs_alos, n);
+}
+
 static pn_err_t run_phases(run_t *r, report_t *rp, char *err, size_t errsz) {
     const options_t *o = r->o;
     pn_err_t e = PN_ERR_OK;
     if (phase_on(o, "warmup"))
         e = run_warmup(r, err, errsz);
-    if (!e && phase_on(o, "passthrough"))
-        e = run_passthrough_phase(r, "passthrough", o->commands, &rp->pt, err,
-                                  errsz);
-    if (!e && phase_on(o, "alos"))
-        e = run_worker_phase(r, "alos", false, &rp->alos, err, errsz);
-    if (!e && phase_on(o, "eos"))
-        e = run_worker_phase(r, "eos", true, &rp->eos, err, errsz);
+    /* Interleaved rounds, so that what the shared machine and the broker
+     * do meanwhile (other jobs, the JIT compiler that never quite stops)
+     * falls on every phase alike. */
+    for (size_t k = 0; !e && k < o->rounds; k++) {
+        char name[48];
+        snprintf(name, sizeof name, "passthrough-r%zu", k + 1);
+        if (phase_on(o, "passthrough"))
+            e = run_passthrough_phase(r, name, o->commands, &rp->pt_rounds[k],
+                                      err, errsz);
+        snprintf(name, sizeof name, "alos-r%zu", k + 1);
+        if (!e && phase_on(o, "alos"))
+            e = run_worker_phase(r, name, false, &rp->alos_rounds[k], err,
+                                 errsz);
+        snprintf(name, sizeof name, "eos-r%zu", k + 1);
+        if (!e && phase_on(o, "eos"))
+            e = run_worker_phase(r, name, true, &rp->eos_rounds[k], err, errsz);
+        rp->rounds = k + 1;
+    }
+    if (!e)
+        summarize_rounds(rp);
     if (!e && phase_on(o, "latency")) {
         r->latency_rate = o->latency_rate
                               ? o->latency_rate
@@ -1006,7 +1132,7 @@ int pn_bench_e2e_main(int argc, char **argv) {
     options_t o = {.bootstrap = getenv("PN_TEST_BOOTSTRAP"),
                    .commands = 300000, .streams = 100000, .partitions = 4,
                    .commit_interval_ms = 100, .batch = 5000,
-                   .latency_seconds = 20, .warmup_seconds = 2,
+                   .latency_seconds = 20, .warmup_seconds = 2, .rounds = 3,
                    .producer_linger_ms = 5, .timeout_s = 600, .seed = 1,
                    .phases = "warmup,passthrough,alos,eos,latency,ptlatency"};
     int rc = parse_args(argc, argv, &o);
