@@ -155,7 +155,9 @@ static const prop_t props[] = {
     {.name = "store.event.retention.ms", .type = T_DURATION, .def = "7d",
      .min = 0, .max = 3650 * DAY,
      .desc = "Events older than this that a local snapshot already covers "
-             "may be deleted from RocksDB. 0 keeps them forever."},
+             "may be deleted from RocksDB. 0 keeps them forever. A worker "
+             "looks for such events in passes over its snapshots, a pass "
+             "every hundredth of this (at least a second, at most an hour)."},
     {.name = "store.sync", .type = T_BOOL, .def = "false",
      .desc = "fsync every RocksDB write batch. Not needed for correctness: "
              "the store is rebuilt from the events topic after a crash."},

@@ -681,6 +681,20 @@ static void serve_deliveries(pn_worker_t *w) {
  * a full step's work it runs again at the next gap, until it catches up.
  * Idempotency entries need no call: they expire in RocksDB compactions. */
 #define MAINTAIN_INTERVAL_MS 1000
+/* A finished pass starts again only after a pause of a hundredth of the
+ * retention, between these bounds: a pass visits every snapshot, with a
+ * seek into the events family each (a step of 4096 holds the batch loop
+ * for tens of ms), while events fall due only at the pace of the
+ * retention, so walking again at once finds next to nothing. */
+#define PASS_PAUSE_MIN_MS 1000
+#define PASS_PAUSE_MAX_MS 3600000
+
+static int64_t pass_pause_ms(int64_t retention_ms) {
+    int64_t pause = retention_ms / 100;
+    return pause < PASS_PAUSE_MIN_MS   ? PASS_PAUSE_MIN_MS
+           : pause > PASS_PAUSE_MAX_MS ? PASS_PAUSE_MAX_MS
+                                       : pause;
+}
 
 static pn_err_t maintain_if_due(pn_worker_t *w, int64_t now, char *errstr,
                                 size_t errstr_size) {
@@ -692,7 +706,10 @@ static pn_err_t maintain_if_due(pn_worker_t *w, int64_t now, char *errstr,
     if (err)
         return err;
     bool behind = done.events_deleted >= PN_ENGINE_DEFAULT_MAINTAIN_WORK / 2;
-    w->maintain_due_ms = behind ? now : now + MAINTAIN_INTERVAL_MS;
+    w->maintain_due_ms =
+        behind           ? now
+        : done.pass_done ? now + pass_pause_ms(w->opts.store.event_retention_ms)
+                         : now + MAINTAIN_INTERVAL_MS;
     if (done.events_deleted)
         pn_log_kv(PN_LOG_DEBUG, "expired events",
                   PN_LOG_UINT("events", done.events_deleted));
