@@ -20,6 +20,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "panther/log.h"
 
@@ -63,9 +66,19 @@ static bool may_start(const pn_store_t *store) {
     return store->inflight && (!store->test_hold_writes || store->waiters > 0);
 }
 
+#define WRITER_NICE 8
+
 static void *writer_main(void *arg) {
     pn_store_t *store = arg;
     pn_store__quiet_perf_context();
+    /* Yields to the batch loop when they compete for a core: the loop is
+     * the critical path and the write is asynchronous (the next commit
+     * waits for it, so a writer that falls behind slows the loop down,
+     * never the other way round). Measured in `bench e2e`'s eos phase on
+     * the two-core machine: the loop starved 13-15 % of the time instead
+     * of 16-19 %, 2-6 % more commands/s. Best effort: lowering a thread's
+     * own priority needs no privilege. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WRITER_NICE);
     pthread_mutex_lock(&store->wlock);
     for (;;) {
         while (!store->writer_stop && !may_start(store))
