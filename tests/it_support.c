@@ -87,10 +87,6 @@ static void kill_children(bool reap) {
     }
 }
 
-/* A case that a fatal assertion ended skipped its own clean-up: its
- * threads are stopped (deferred), and the processes it started do not run
- * on into the next case. Its scratch directory stays for a look. */
-
 #define TAIL_LINES 40
 
 static void print_tail(const char *path) {
