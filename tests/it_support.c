@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,21 +163,60 @@ void pn_test_after_case(void) {
     pthread_mutex_unlock(&live_lock);
 }
 
+/* Records the tests' producers could not deliver, over the whole run: a
+ * flush empties the queue whether or not its records landed, so a loss
+ * would otherwise show only later, as a count that does not add up. */
+static atomic_uint delivery_failures;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                        void *opaque) {
+    (void)rk;
+    (void)opaque;
+    if (!m->err)
+        return;
+    atomic_fetch_add(&delivery_failures, 1);
+    fprintf(stderr, "it: delivery to %s [%d] failed: %s (%s)\n",
+            rd_kafka_topic_name(m->rkt), (int)m->partition,
+            rd_kafka_err2str(m->err),
+            rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED
+                ? "not persisted"
+                : "possibly persisted");
+}
+
+/* Flushes and says whether every record produced so far was delivered
+ * (and the producer has no fatal error). */
+static bool flush_delivered(rd_kafka_t *rk, unsigned failures_before) {
+    char fatal[256];
+    bool ok = rd_kafka_flush(rk, 60000) == 0;
+    if (rd_kafka_fatal_error(rk, fatal, sizeof fatal)) {
+        fprintf(stderr, "it: producer fatal error: %s\n", fatal);
+        ok = false;
+    }
+    return ok && atomic_load(&delivery_failures) == failures_before;
+}
+
 static rd_kafka_t *client(const char *bootstrap, rd_kafka_type_t type,
                           bool random_partitioner) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (type == RD_KAFKA_PRODUCER)
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     char why[512];
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, why, sizeof why);
     rd_kafka_conf_set(conf, "partitioner",
                       random_partitioner ? "consistent_random" : "murmur2_random",
                       why, sizeof why);
     rd_kafka_conf_set(conf, "linger.ms", "5", why, sizeof why);
-    /* As an order system must: a producer that is not idempotent reorders
-     * a partition's records when it retries a request, as happens right
-     * after the topic was created (seen: a prefilled events topic whose
-     * stream began at version 37, which the worker refuses to restore). */
+    /* One request in flight: a producer with several reorders a
+     * partition's records when it retries one, as happens right after
+     * the topic was created (seen: a prefilled events topic whose stream
+     * began at version 37, which the worker refuses to restore). Not
+     * enable.idempotence, which keeps the order too: with it, librdkafka
+     * 2.0.2 against a fresh Kafka 4.1 broker lost a record now and then
+     * (1 of 6,000, reported delivered, never written; offsets without a
+     * gap), which the non-idempotent producer never did here. */
     if (type == RD_KAFKA_PRODUCER)
-        rd_kafka_conf_set(conf, "enable.idempotence", "true", why, sizeof why);
+        rd_kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1",
+                          why, sizeof why);
     rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
     if (!rk)
         fprintf(stderr, "it: cannot create client: %s\n", why);
@@ -346,9 +386,10 @@ void pn_it_send_raw(pn_it_t *it, const void *value, size_t len) {
 }
 
 void pn_it_flush(pn_it_t *it) {
+    unsigned before = atomic_load(&delivery_failures);
     if (it->default_producer)
-        PN_ASSERT_EQ_INT(rd_kafka_flush(it->default_producer, 60000), 0);
-    PN_ASSERT_EQ_INT(rd_kafka_flush(it->producer, 60000), 0);
+        PN_ASSERT(flush_delivered(it->default_producer, before));
+    PN_ASSERT(flush_delivered(it->producer, before));
 }
 
 /* Starts argv[0] with stdout and stderr appended to log. */
@@ -675,6 +716,7 @@ static int send_plain(pn_it_t *it, rd_kafka_t *rk, pn_codec_t *codec,
 
 static void *sender_main(void *arg) {
     pn_it_sender_t *s = arg;
+    unsigned failures_before = atomic_load(&delivery_failures);
     rd_kafka_t *rk = client(s->it->bootstrap, RD_KAFKA_PRODUCER, false);
     pn_codec_t *codec = NULL;
     pn_codec_config_t cc = {0};
@@ -694,7 +736,7 @@ static void *sender_main(void *arg) {
             pn_it_sleep_ms(10);
     }
     pn_buf_free(&buf);
-    if (rd_kafka_flush(rk, 60000))
+    if (!flush_delivered(rk, failures_before))
         s->failed = 1;
 out:
     pn_codec_free(codec);
