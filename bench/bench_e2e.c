@@ -401,66 +401,6 @@ static pn_err_t run_passthrough_phase(run_t *r, const char *phase, uint64_t n,
     return finish_process(pid, names.log, pr, err, errsz);
 }
 
-/* The warm-up: unmeasured rounds of WARMUP_RECORDS through the
- * pass-through, each followed by a few seconds of paced load through
- * another (the broker requests of every phase: transactional produce,
- * read_committed fetches, offset commits), until the broker's JIT has
- * compiled them. A freshly started broker JVM spends minutes compiling:
- * in a 15 s latency run right after its start, 12.8 of its 23.6 CPU
- * seconds were the compiler's, still 2-3 s after five such runs, and that
- * CPU was taken from whichever phase ran then. Without --broker-pid the
- * compiler cannot be watched: one round. */
-#define WARMUP_RECORDS 100000
-#define WARMUP_PACED_RATE 10000 /* records/s */
-#define WARMUP_PACED_SECONDS 5
-#define WARMUP_MAX_ROUNDS 20
-#define WARMUP_MAX_S 90
-#define WARMUP_QUIET_JIT_SHARE 0.10 /* of the broker's CPU in a round */
-
-static pn_err_t run_paced_passthrough(run_t *r, const char *phase,
-                                      uint64_t rate, uint64_t seconds,
-                                      latency_result_t *lr, char *err,
-                                      size_t errsz);
-
-static pn_err_t run_warmup(run_t *r, char *err, size_t errsz) {
-    const pid_t broker = (pid_t)r->o->broker_pid;
-    double start = pn_mono_s();
-    for (int round = 1; round <= WARMUP_MAX_ROUNDS; round++) {
-        char phase[32];
-        snprintf(phase, sizeof phase, "warmup%d", round);
-        double cpu0 = broker > 0 ? pn_e2e_cpu_seconds(broker) : 0;
-        double jit0 = broker > 0 ? pn_e2e_jit_cpu_seconds(broker) : 0;
-        phase_result_t pr = {0};
-        pn_err_t e = run_passthrough_phase(r, phase, WARMUP_RECORDS, &pr, err,
-                                           errsz);
-        if (e || broker <= 0)
-            return e;
-        /* Then a paced load: small batches, a fetch per commit, the code
-         * the latency phases run and a backlog does not. */
-        latency_result_t paced = {0};
-        snprintf(phase, sizeof phase, "warmup%dp", round);
-        e = run_paced_passthrough(r, phase, WARMUP_PACED_RATE,
-                                  WARMUP_PACED_SECONDS, &paced, err, errsz);
-        free(paced.m.values);
-        if (e)
-            return e;
-        double cpu = pn_e2e_cpu_seconds(broker) - cpu0;
-        double jit = pn_e2e_jit_cpu_seconds(broker) - jit0;
-        if (r->progress)
-            fprintf(stderr, "%s: %.0f records/s; broker %.2f CPU s, of it "
-                            "%.2f compiling\n",
-                    phase, pr.per_s, cpu, jit);
-        if (cpu > 0 && jit / cpu < WARMUP_QUIET_JIT_SHARE)
-            return PN_ERR_OK;
-        if (pn_mono_s() - start > WARMUP_MAX_S)
-            break;
-    }
-    if (r->progress)
-        fprintf(stderr, "warmup: the broker still compiles after %.0f s; "
-                        "measuring anyway\n", pn_mono_s() - start);
-    return PN_ERR_OK;
-}
-
 /* --- latency ----------------------------------------------------------------- */
 
 static void latency_begin(void *opaque) { window_begin(opaque); }
@@ -566,6 +506,61 @@ static pn_err_t run_ptlatency_phase(run_t *r, latency_result_t *lr, char *err,
                                     size_t errsz) {
     return run_paced_passthrough(r, "ptlatency", r->latency_rate,
                                  r->o->latency_seconds, lr, err, errsz);
+}
+
+/* The warm-up: unmeasured rounds of WARMUP_RECORDS through the
+ * pass-through, each followed by a few seconds of paced load through
+ * another (the broker requests of every phase: transactional produce,
+ * read_committed fetches, offset commits), until the broker's JIT has
+ * compiled them. A freshly started broker JVM spends minutes compiling:
+ * in a 15 s latency run right after its start, 12.8 of its 23.6 CPU
+ * seconds were the compiler's, still 2-3 s after five such runs, and that
+ * CPU was taken from whichever phase ran then. Without --broker-pid the
+ * compiler cannot be watched: one round. */
+#define WARMUP_RECORDS 100000
+#define WARMUP_PACED_RATE 10000 /* records/s */
+#define WARMUP_PACED_SECONDS 5
+#define WARMUP_MAX_ROUNDS 20
+#define WARMUP_MAX_S 90
+#define WARMUP_QUIET_JIT_SHARE 0.10 /* of the broker's CPU in a round */
+
+static pn_err_t run_warmup(run_t *r, char *err, size_t errsz) {
+    const pid_t broker = (pid_t)r->o->broker_pid;
+    double start = pn_mono_s();
+    for (int round = 1; round <= WARMUP_MAX_ROUNDS; round++) {
+        char phase[32];
+        snprintf(phase, sizeof phase, "warmup%d", round);
+        double cpu0 = broker > 0 ? pn_e2e_cpu_seconds(broker) : 0;
+        double jit0 = broker > 0 ? pn_e2e_jit_cpu_seconds(broker) : 0;
+        phase_result_t pr = {0};
+        pn_err_t e = run_passthrough_phase(r, phase, WARMUP_RECORDS, &pr, err,
+                                           errsz);
+        if (e || broker <= 0)
+            return e;
+        /* Then a paced load: small batches, a fetch per commit, the code
+         * the latency phases run and a backlog does not. */
+        latency_result_t paced = {0};
+        snprintf(phase, sizeof phase, "warmup%dp", round);
+        e = run_paced_passthrough(r, phase, WARMUP_PACED_RATE,
+                                  WARMUP_PACED_SECONDS, &paced, err, errsz);
+        free(paced.m.values);
+        if (e)
+            return e;
+        double cpu = pn_e2e_cpu_seconds(broker) - cpu0;
+        double jit = pn_e2e_jit_cpu_seconds(broker) - jit0;
+        if (r->progress)
+            fprintf(stderr, "%s: %.0f records/s; broker %.2f CPU s, of it "
+                            "%.2f compiling\n",
+                    phase, pr.per_s, cpu, jit);
+        if (cpu > 0 && jit / cpu < WARMUP_QUIET_JIT_SHARE)
+            return PN_ERR_OK;
+        if (pn_mono_s() - start > WARMUP_MAX_S)
+            break;
+    }
+    if (r->progress)
+        fprintf(stderr, "warmup: the broker still compiles after %.0f s; "
+                        "measuring anyway\n", pn_mono_s() - start);
+    return PN_ERR_OK;
 }
 
 /* Histograms with 1 ms buckets, one per measured process:
@@ -1045,24 +1040,23 @@ static double median(double *v, size_t n) {
     return m % 2 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2;
 }
 
+static int cmp_rate(const void *a, const void *b) {
+    double x = (*(const phase_result_t *const *)a)->per_s;
+    double y = (*(const phase_result_t *const *)b)->per_s;
+    return (x > y) - (x < y);
+}
+
 /* The round of median rate (the lower middle one of an even count). */
 static phase_result_t median_round(const phase_result_t *rounds, size_t n) {
-    phase_result_t best = {0};
-    for (size_t i = 0; i < n; i++) {
-        if (!rounds[i].ran)
-            continue;
-        size_t below = 0, equal_before = 0, ran = 0;
-        for (size_t j = 0; j < n; j++) {
-            if (!rounds[j].ran)
-                continue;
-            ran++;
-            below += rounds[j].per_s < rounds[i].per_s;
-            equal_before += j < i && rounds[j].per_s == rounds[i].per_s;
-        }
-        if (below + equal_before == (ran - 1) / 2)
-            best = rounds[i];
-    }
-    return best;
+    const phase_result_t *ran[MAX_ROUNDS];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rounds[i].ran)
+            ran[m++] = &rounds[i];
+    if (m == 0)
+        return (phase_result_t){0};
+    qsort(ran, m, sizeof *ran, cmp_rate);
+    return *ran[(m - 1) / 2];
 }
 
 static void summarize_rounds(report_t *rp) {

@@ -101,15 +101,9 @@ static pn_err_t forward(pn_worker_t *w, const rd_kafka_message_t *m,
  * per record, on the batch loop): on events they cost 8 % of the worker's
  * CPU per command (bench/results/e2e.md). */
 static rd_kafka_headers_t *source_headers(const rd_kafka_message_t *m) {
-    char partition[24], offset[24];
-    size_t partition_len = format_int(m->partition, partition);
-    size_t offset_len = format_int(m->offset, offset);
     rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-    rd_kafka_header_add(h, PN_HEADER_SOURCE_PARTITION,
-                        (ssize_t)sizeof PN_HEADER_SOURCE_PARTITION - 1, partition,
-                        (ssize_t)partition_len);
-    rd_kafka_header_add(h, PN_HEADER_SOURCE_OFFSET, (ssize_t)sizeof PN_HEADER_SOURCE_OFFSET - 1,
-                        offset, (ssize_t)offset_len);
+    header_add_int(h, PN_HEADER_SOURCE_PARTITION, m->partition);
+    header_add_int(h, PN_HEADER_SOURCE_OFFSET, m->offset);
     return h;
 }
 

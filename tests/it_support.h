@@ -74,7 +74,7 @@ void pn_it_track_child(pid_t pid);
 /* A TCP port on 127.0.0.1 that nothing uses now, for a process the test
  * starts to listen on. It lies below the kernel's ephemeral range, so no
  * outgoing connection (the Kafka clients make many) can take it before
- * that process binds it, as one did to a port bind(0) had handed out. */
+ * that process binds it, as can happen to a port that bind(0) hands out. */
 int pn_it_free_port(void);
 
 /** What a worker's log says about its runs: the counters of its last
