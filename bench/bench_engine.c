@@ -278,8 +278,8 @@ static int run_engine(const options_t *o, const char *path,
         e = write_input(o, codec, input_file, &g);
         r->input_cpu_s = cpu_seconds(RUSAGE_THREAD) - g0;
         if (e)
-            snprintf(err, sizeof err, "writing the input to %.400s: %s",
-                     input_file, strerror(errno));
+            snprintf(err, sizeof err, "preparing the input in %.400s: %s",
+                     input_file, e == PN_ERR_IO ? strerror(errno) : pn_err_str(e));
     }
     if (!e && !(input = fopen(input_file, "rb"))) {
         e = PN_ERR_IO;
@@ -415,6 +415,7 @@ static void usage(FILE *out) {
             "  --commands N  commands to run (default 1000000)\n"
             "  --batch B     commands per committed batch (default 1000)\n"
             "  --seed X      generator seed (default 1)\n"
+
             "  --dir D       where the stores go (default $TMPDIR or /tmp)\n"
             "  --json        print one JSON object instead of a table\n"
             "  --skip-baseline  run the engine only (for profiling)\n"
@@ -446,10 +447,12 @@ static int parse_args(int argc, char **argv, options_t *o) {
                                       : NULL;
         if (target) {
             if (!pn_bench_parse_u64(optarg, target) || *target == 0) {
+                const struct option *opt = longopts;
+                while (opt->val != c)
+                    opt++;
                 fprintf(stderr, "panther bench engine: --%s needs a positive "
                                 "integer, not '%s'\n",
-                        longopts[c == 's' ? 0 : c == 'n' ? 1 : c == 'b' ? 2 : 3].name,
-                        optarg);
+                        opt->name, optarg);
                 return 2;
             }
         } else if (c == 'd') {

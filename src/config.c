@@ -152,13 +152,6 @@ static const prop_t props[] = {
      .min = 1, .max = 100000000,
      .desc = "Most stream states held in the in-process cache; the least "
              "recently used are loaded again from RocksDB."},
-    {.name = "store.snapshot.every.events", .type = T_INT, .def = "8",
-     .min = 1, .max = 1000000,
-     .desc = "A stream's snapshot is written to RocksDB once its state is "
-             "this many events past the stored one; loading a state reads "
-             "the snapshot and folds the events after it. 1 writes a "
-             "snapshot with every change. Larger values write less and load "
-             "more."},
     {.name = "store.event.retention.ms", .type = T_DURATION, .def = "7d",
      .min = 0, .max = 3650 * DAY,
      .desc = "Events older than this that a local snapshot already covers "

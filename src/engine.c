@@ -4,10 +4,10 @@
  *
  * A stream touched by the open batch lives in the overlay: its state is
  * *moved* out of the cache (or loaded from the store) and worked on in
- * place. Commit writes the snapshots that are due (snapshot_due) and moves
- * the states back into the cache, pinned there until the store writer has
- * written them (engine.h, "threading"); discard frees them, and the next
- * batch reloads them from the store.
+ * place. Commit writes snapshots of the changed ones and moves them back
+ * into the cache, pinned there until the store writer has written them
+ * (engine.h, "threading"); discard frees them, and the next batch reloads
+ * them from the store.
  */
 #include "panther/engine.h"
 
@@ -23,9 +23,7 @@
 
 typedef struct overlay {
     pn_state_t state;
-    int64_t snapshot_version; /* of its stored snapshot; 0 = none */
-    bool dirty;    /* changed by the batch */
-    bool rebuilt;  /* its stored snapshot is of another fold: replace it */
+    bool dirty; /* changed by the batch: write a snapshot at commit */
 } overlay_t;
 
 /* A partition's metadata as committed, and as the open batch leaves it. */
@@ -40,7 +38,6 @@ struct pn_engine_s {
     pn_store_t *store;
     pn_codec_t *codec;
     pn_state_cache_t *cache;
-    int64_t snapshot_every; /* events between a stream's snapshots */
     uint64_t window_commands;
     int64_t window_ms;
 
@@ -97,9 +94,6 @@ pn_err_t pn_engine_new(const pn_engine_options_t *opts, pn_engine_t **enginep,
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
     engine->store = opts->store;
     engine->codec = opts->codec;
-    engine->snapshot_every = opts->snapshot_every_events
-                                 ? (int64_t)opts->snapshot_every_events
-                                 : PN_ENGINE_DEFAULT_SNAPSHOT_EVERY;
     /* The store's window: its compaction expires entries by it, so the
      * engine must not count on a wider one. */
     pn_store_dedup_window(opts->store, &engine->window_commands,
@@ -303,38 +297,27 @@ static pn_err_t fold_stored_event(void *opaque, int64_t version,
 }
 
 /*
- * The committed state of a stream from the store: its snapshot, then the
- * events after it. A commit writes a stream's snapshot only every
- * snapshot_every events (or when it was rebuilt), and every event always,
- * so the snapshot may lag by a few events; no snapshot and no events means
- * a new stream. A stale snapshot (another fold format version) is rebuilt
- * from all the stored events; *rebuilt tells the caller to write the
- * fresh snapshot over it. *snapshot_version is the stored snapshot's
- * version (0 for none or a stale one).
+ * The committed state of a stream from the store. Every commit writes the
+ * snapshot of each stream it changed, so a current snapshot is the whole
+ * story and no snapshot means a new stream. A stale one (another fold
+ * format version) is rebuilt from the stored events; *rebuilt tells the
+ * caller to write the fresh snapshot over it.
  */
 static pn_err_t load_from_store(pn_engine_t *engine, pn_str_t key,
-                                pn_state_t *state, int64_t *snapshot_version,
-                                bool *rebuilt, char *errstr,
-                                size_t errstr_size) {
+                                pn_state_t *state, bool *rebuilt,
+                                char *errstr, size_t errstr_size) {
     pn_snapshot_status_t status;
     *rebuilt = false;
-    *snapshot_version = 0;
     pn_err_t err = pn_store__get_snapshot_nowait(engine->store, key, state, &status);
     if (err)
         return pn_err_set(errstr, errstr_size, err,
                           "reading snapshot of %.*s: %s", (int)key.len,
                           key.ptr, pn_err_str(err));
-    if (status == PN_SNAPSHOT_FOUND)
-        *snapshot_version = state->version;
+    if (status != PN_SNAPSHOT_STALE)
+        return PN_ERR_OK;
     fold_ctx_t ctx = {engine, state, PN_ERR_OK, errstr, errstr_size};
-    if (status == PN_SNAPSHOT_STALE)
-        /* The events it covered may have expired: whatever is left. */
-        err = pn_store__scan_events_nowait(engine->store, key, 1,
-                                           fold_stored_event, &ctx);
-    else
-        err = pn_store__scan_events_after_nowait(
-            engine->store, key, state->version, fold_stored_event, &ctx);
-    if (!err && status == PN_SNAPSHOT_STALE && state->version == 0)
+    err = pn_store__scan_events_nowait(engine->store, key, 1, fold_stored_event, &ctx);
+    if (!err && state->version == 0)
         /* Its events expired after the snapshot covered them: only the
          * events topic can rebuild it (delete the store and restart). */
         err = pn_err_set(errstr, errstr_size, PN_ERR_STORE_VERSION,
@@ -346,7 +329,7 @@ static pn_err_t load_from_store(pn_engine_t *engine, pn_str_t key,
         pn_state_clear(state);
         return err;
     }
-    *rebuilt = status == PN_SNAPSHOT_STALE;
+    *rebuilt = true;
     return PN_ERR_OK;
 }
 
@@ -364,18 +347,15 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
     if (!ov)
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
     ov->dirty = false;
-    ov->rebuilt = false;
-    ov->snapshot_version = 0;
     pn_state_init(&ov->state);
     pn_err_t err = PN_ERR_OK;
-    bool from_cache = pn_state_cache_take(engine->cache, key, hash, &ov->state,
-                                          &ov->snapshot_version);
+    bool from_cache = pn_state_cache_take(engine->cache, key, hash, &ov->state);
     if (from_cache) {
         engine->stats.cache_hits++;
     } else {
         engine->stats.cache_misses++;
-        err = load_from_store(engine, key, &ov->state, &ov->snapshot_version,
-                              &ov->rebuilt, errstr, errstr_size);
+        err = load_from_store(engine, key, &ov->state, &ov->dirty, errstr,
+                              errstr_size);
     }
     if (!err)
         err = pn_map_insert_hashed(&engine->overlay, hash, key.ptr, key.len, ov,
@@ -713,20 +693,12 @@ typedef struct commit_ctx {
     pn_err_t err;
 } commit_ctx_t;
 
-/* Stages the snapshot of a stream that needs one: rebuilt, or changed and
- * snapshot_every events past its stored snapshot. */
-static void snapshot_due(pn_map_entry_t *e, void *opaque) {
+static void snapshot_dirty(pn_map_entry_t *e, void *opaque) {
     commit_ctx_t *ctx = opaque;
     overlay_t *ov = e->value;
-    bool due = ov->rebuilt ||
-               (ov->dirty && ov->state.version - ov->snapshot_version >=
-                                 ctx->engine->snapshot_every);
-    if (ctx->err || !due)
-        return;
-    ctx->err = pn_store_batch_put_snapshot(
-        ctx->engine->batch, (pn_str_t){e->key, e->key_len}, &ov->state);
-    if (!ctx->err)
-        ov->snapshot_version = ov->state.version;
+    if (!ctx->err && ov->dirty)
+        ctx->err = pn_store_batch_put_snapshot(
+            ctx->engine->batch, (pn_str_t){e->key, e->key_len}, &ov->state);
 }
 
 typedef struct return_ctx {
@@ -740,7 +712,7 @@ static void return_to_cache(pn_map_entry_t *e, void *opaque) {
     /* Pinned until the write lands, so it cannot be evicted and re-read
      * from a store that does not have it yet. */
     if (pn_state_cache_put(ctx->engine->cache, (pn_str_t){e->key, e->key_len},
-                           e->hash, &ov->state, ov->snapshot_version,
+                           e->hash, &ov->state,
                            ctx->engine->generation) != PN_ERR_OK)
         ctx->lost = true;
 }
@@ -773,7 +745,7 @@ static pn_err_t stage_metadata(pn_engine_t *engine,
 static pn_err_t hand_over(pn_engine_t *engine, const pn_engine_checkpoint_t *cps,
                           size_t n_cps, char *errstr, size_t errstr_size) {
     commit_ctx_t ctx = {engine, PN_ERR_OK};
-    pn_map_foreach(&engine->overlay, snapshot_due, &ctx);
+    pn_map_foreach(&engine->overlay, snapshot_dirty, &ctx);
     pn_err_t err = ctx.err;
     if (!err)
         err = stage_metadata(engine, cps, n_cps);
@@ -871,9 +843,8 @@ pn_err_t pn_engine_read_state(pn_engine_t *engine, pn_str_t stream_key,
         return pn_state_copy(state, cached);
     pn_state_clear(state);
     bool rebuilt;
-    int64_t snapshot_version;
-    return load_from_store(engine, stream_key, state, &snapshot_version,
-                           &rebuilt, errstr, errstr_size);
+    return load_from_store(engine, stream_key, state, &rebuilt, errstr,
+                           errstr_size);
 }
 
 pn_err_t pn_engine_checkpoint(pn_engine_t *engine, int32_t partition,

@@ -8,7 +8,6 @@ typedef struct cache_node {
     struct cache_node *prev, *next; /* LRU list: head = most recent */
     pn_map_entry_t *entry;          /* owns the key */
     uint64_t pin;                   /* not evictable while > durable */
-    int64_t snapshot_version;       /* of the state's stored snapshot */
     pn_state_t state;
 } cache_node_t;
 
@@ -104,14 +103,13 @@ static void remove_node(pn_state_cache_t *cache, cache_node_t *node) {
 }
 
 bool pn_state_cache_take(pn_state_cache_t *cache, pn_str_t key, uint64_t hash,
-                         pn_state_t *state, int64_t *snapshot_version) {
+                         pn_state_t *state) {
     cache_node_t *node = pn_map_remove_hashed(&cache->map, hash, key.ptr, key.len);
     if (!node)
         return false;
     unlink_node(cache, node);
     pn_state_clear(state);
     *state = node->state;
-    *snapshot_version = node->snapshot_version;
     recycle_node(cache, node);
     return true;
 }
@@ -148,14 +146,12 @@ static void evict_above(pn_state_cache_t *cache, size_t keep) {
 }
 
 pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
-                            uint64_t hash, pn_state_t *state,
-                            int64_t snapshot_version, uint64_t pin) {
+                            uint64_t hash, pn_state_t *state, uint64_t pin) {
     pn_map_entry_t *e = pn_map_find_hashed(&cache->map, hash, key.ptr, key.len);
     if (e) {
         cache_node_t *node = e->value;
         pn_state_clear(&node->state);
         node->state = *state;
-        node->snapshot_version = snapshot_version;
         node->pin = pin;
         pn_state_init(state);
         unlink_node(cache, node);
@@ -175,7 +171,6 @@ pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
         return err;
     }
     node->state = *state;
-    node->snapshot_version = snapshot_version;
     node->pin = pin;
     pn_state_init(state);
     push_front(cache, node);

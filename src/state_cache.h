@@ -24,7 +24,7 @@ void pn_state_cache_free(pn_state_cache_t *cache);
  * engine hashes a stream key once for its own map and the cache.
  */
 bool pn_state_cache_take(pn_state_cache_t *cache, pn_str_t key, uint64_t hash,
-                         pn_state_t *state, int64_t *snapshot_version);
+                         pn_state_t *state);
 
 /** A read-only view of a cached state, or NULL; valid until the next
  *  call that changes the cache. Marks the entry recently used. */
@@ -43,8 +43,7 @@ const pn_state_t *pn_state_cache_peek(pn_state_cache_t *cache, pn_str_t key);
  * be evicted and re-read stale from the store. 0 = not pinned.
  */
 pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
-                            uint64_t hash, pn_state_t *state,
-                            int64_t snapshot_version, uint64_t pin);
+                            uint64_t hash, pn_state_t *state, uint64_t pin);
 
 /** Releases the pins at or below `durable` (their writes landed), and
  *  evicts down to the capacity. */

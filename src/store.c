@@ -38,11 +38,6 @@
 #define CACHE_SHARD_BITS_MAX 4
 #define MAX_OPEN_FILES 512
 #define KEEP_INFO_LOGS 3
-/* Buckets of the events memtable's hash: about one per stream it holds
- * (an event entry takes some 200 bytes), within these bounds. */
-#define EVENTS_BYTES_PER_BUCKET 256
-#define EVENTS_BUCKETS_MIN 1024
-#define EVENTS_BUCKETS_MAX (1u << 20)
 #define L0_COMPACTION_TRIGGER 8
 /* In the store's directory: its WAL may be replayed with the dedup
  * family's insert hint (see convert_for_hint). */
@@ -99,15 +94,8 @@ const char *pn_store_last_error(const pn_store_t *store) {
 
 /* --- options ------------------------------------------------------------ */
 
-/* Which keys a family's table filters hold. */
-typedef enum table_filter {
-    TABLE_FILTER_NONE,
-    TABLE_FILTER_WHOLE_KEY, /* point reads of whole keys */
-    TABLE_FILTER_PREFIX,    /* reads within one stream (prefix extractor) */
-} table_filter_t;
-
 static rocksdb_block_based_table_options_t *table_options(pn_store_t *store,
-                                                          table_filter_t filter) {
+                                                          bool bloom) {
     rocksdb_block_based_table_options_t *bbto =
         rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(bbto, store->cache);
@@ -128,13 +116,12 @@ static rocksdb_block_based_table_options_t *table_options(pn_store_t *store,
         bbto, rocksdb_block_based_table_index_type_two_level_index_search);
     rocksdb_block_based_options_set_metadata_block_size(bbto, 4096);
     rocksdb_block_based_options_set_pin_top_level_index_and_filter(bbto, 1);
-    if (filter != TABLE_FILTER_NONE) {
+    if (bloom) {
         /* The table options take ownership of the policy. */
         rocksdb_block_based_options_set_filter_policy(
             bbto, rocksdb_filterpolicy_create_bloom_full(BLOOM_BITS_PER_KEY));
         rocksdb_block_based_options_set_partition_filters(bbto, 1);
-        rocksdb_block_based_options_set_whole_key_filtering(
-            bbto, filter == TABLE_FILTER_WHOLE_KEY);
+        rocksdb_block_based_options_set_whole_key_filtering(bbto, 1);
     }
     return bbto;
 }
@@ -189,51 +176,6 @@ static rocksdb_options_t *hinted_options(void) {
     return o;
 }
 
-/*
- * The prefix of an event key, [u16 BE n][stream key]: all of a stream's
- * events share it. RocksDB keeps the name in the tables it writes.
- */
-static char *stream_prefix(void *state, const char *key, size_t length,
-                           size_t *dst_length) {
-    (void)state;
-    (void)length;
-    const uint8_t *k = (const uint8_t *)key;
-    *dst_length = 2 + (((size_t)k[0] << 8) | k[1]);
-    return (char *)key;
-}
-
-static unsigned char stream_prefix_in_domain(void *state, const char *key,
-                                             size_t length) {
-    (void)state;
-    const uint8_t *k = (const uint8_t *)key;
-    return length >= 2 && length >= 2 + (((size_t)k[0] << 8) | k[1]);
-}
-
-static unsigned char stream_prefix_in_range(void *state, const char *key,
-                                            size_t length) {
-    (void)state;
-    (void)key;
-    (void)length;
-    return 0;
-}
-
-/* RocksDB calls it unconditionally; the transform has no state. */
-static void stream_prefix_destroy(void *state) {
-    (void)state;
-}
-
-static const char *stream_prefix_name(void *state) {
-    (void)state;
-    return "panther.StreamPrefix";
-}
-
-static rocksdb_slicetransform_t *stream_prefix_transform(void) {
-    return rocksdb_slicetransform_create(NULL, stream_prefix_destroy, stream_prefix,
-                                         stream_prefix_in_domain,
-                                         stream_prefix_in_range,
-                                         stream_prefix_name);
-}
-
 static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
                                      uint64_t write_budget) {
     bool hint = cf == PN_STORE_CF_SNAPSHOTS ||
@@ -254,21 +196,11 @@ static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
      * extra files (their filter and index blocks stay pinned). */
     rocksdb_options_set_level0_file_num_compaction_trigger(o, L0_COMPACTION_TRIGGER);
     bool point_reads = cf == PN_STORE_CF_SNAPSHOTS || cf == PN_STORE_CF_DEDUP;
-    if (cf == PN_STORE_CF_EVENTS) {
-        /* Appended once per event; read back one stream at a time, when a
-         * state is loaded (the events after its snapshot) or rebuilt. A
-         * memtable hashed by stream makes the insert O(1) and those reads
-         * cheap, where a skiplist pays a search per insert and a vector
-         * sorts a copy of itself for every read. Sorted at flush. The
-         * tables' prefix filters answer the read of a stream with no
-         * events in a table without touching its index. */
-        rocksdb_options_set_prefix_extractor(o, stream_prefix_transform());
-        uint64_t buckets = size / EVENTS_BYTES_PER_BUCKET;
-        rocksdb_options_set_hash_link_list_rep(
-            o, (size_t)(buckets < EVENTS_BUCKETS_MIN   ? EVENTS_BUCKETS_MIN
-                        : buckets > EVENTS_BUCKETS_MAX ? EVENTS_BUCKETS_MAX
-                                                       : buckets));
-    }
+    if (cf == PN_STORE_CF_EVENTS)
+        /* Appended once per event and only scanned by expiry and by a
+         * rare rebuild: an unsorted memtable makes the insert O(1),
+         * sorted at flush. */
+        rocksdb_options_set_memtable_vector_rep(o);
     if (cf == PN_STORE_CF_DEDUP)
         /* Entries outside the idempotency window go at compaction
          * (store_dedup.c). The options do not own the filter. */
@@ -280,10 +212,8 @@ static rocksdb_options_t *cf_options(pn_store_t *store, pn_store_cf_t cf,
         rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0.02);
         rocksdb_options_set_memtable_whole_key_filtering(o, 1);
     }
-    rocksdb_block_based_table_options_t *bbto = table_options(
-        store, point_reads                 ? TABLE_FILTER_WHOLE_KEY
-               : cf == PN_STORE_CF_EVENTS ? TABLE_FILTER_PREFIX
-                                          : TABLE_FILTER_NONE);
+    rocksdb_block_based_table_options_t *bbto =
+        table_options(store, point_reads);
     rocksdb_options_set_block_based_table_factory(o, bbto);
     rocksdb_block_based_options_destroy(bbto);
     return o;
@@ -458,18 +388,14 @@ static pn_err_t open_db(pn_store_t *store, bool exists, char *errstr,
 static pn_err_t store_is_empty(pn_store_t *store, bool *empty) {
     *empty = true;
     pn_err_t err = PN_ERR_OK;
-    /* Across streams: not the events family's per-stream prefix seek. */
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_total_order_seek(ro, 1);
     for (int cf = 0; cf < PN_STORE_CF__COUNT && *empty && !err; cf++) {
         rocksdb_iterator_t *it =
-            rocksdb_create_iterator_cf(store->db, ro, store->cf[cf]);
+            rocksdb_create_iterator_cf(store->db, store->ro, store->cf[cf]);
         rocksdb_iter_seek_to_first(it);
         *empty = !rocksdb_iter_valid(it);
         err = pn_store__iter_done(store, it, "scan");
         rocksdb_iter_destroy(it);
     }
-    rocksdb_readoptions_destroy(ro);
     return err;
 }
 
@@ -797,7 +723,6 @@ pn_err_t pn_store__scan_events_nowait(pn_store_t *store, pn_str_t stream_key,
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper,
                                                 upper_len);
-    rocksdb_readoptions_set_prefix_same_as_start(ro, 1);
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(store->db, ro, store->cf[PN_STORE_CF_EVENTS]);
     pn_err_t err = PN_ERR_OK;
@@ -809,32 +734,6 @@ pn_err_t pn_store__scan_events_nowait(pn_store_t *store, pn_str_t stream_key,
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     return err;
-}
-
-pn_err_t pn_store__scan_events_after_nowait(pn_store_t *store,
-                                            pn_str_t stream_key,
-                                            int64_t after_version,
-                                            pn_store_event_fn fn,
-                                            void *opaque) {
-    if (!store || !fn || !pn_store__stream_ok(stream_key) || after_version < 0 ||
-        after_version == INT64_MAX)
-        return PN_ERR_INVALID_ARG;
-    uint8_t key[PN_STORE_EVENT_KEY_MAX];
-    size_t klen = pn_store__event_key(key, stream_key, (uint64_t)after_version + 1);
-    char *v;
-    size_t vlen;
-    pn_err_t err = store_get(store, PN_STORE_CF_EVENTS, key, klen, &v, &vlen);
-    if (err || !v)
-        return err;
-    if (vlen < PN_STORE_EVENT_AT_LEN)
-        err = PN_ERR_STORE_CORRUPT;
-    else
-        err = fn(opaque, after_version + 1, (const uint8_t *)v + PN_STORE_EVENT_AT_LEN,
-                 vlen - PN_STORE_EVENT_AT_LEN);
-    rocksdb_free(v);
-    return err ? err
-               : pn_store__scan_events_nowait(store, stream_key,
-                                              after_version + 2, fn, opaque);
 }
 
 /* --- reads that wait ---------------------------------------------------- */

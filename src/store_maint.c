@@ -20,8 +20,6 @@
 static rocksdb_readoptions_t *maint_ro(void) {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_fill_cache(ro, 0);
-    /* They cross streams: not the events family's per-stream seeks. */
-    rocksdb_readoptions_set_total_order_seek(ro, 1);
     return ro;
 }
 

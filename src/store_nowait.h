@@ -31,18 +31,4 @@ PN_MUST_CHECK pn_err_t pn_store__scan_events_nowait(pn_store_t *store,
                                                     pn_store_event_fn fn,
                                                     void *opaque);
 
-/*
- * The events of a stream after version after_version, when none of them
- * can have expired: those after its current snapshot (expiry deletes only
- * what a snapshot covers), or all of a stream without one. Their versions
- * are contiguous from after_version + 1, so a point read of that one
- * answers the common case of none without an iterator (and the events
- * family's prefix filters answer it for a stream with no events at all).
- */
-PN_MUST_CHECK pn_err_t pn_store__scan_events_after_nowait(pn_store_t *store,
-                                                          pn_str_t stream_key,
-                                                          int64_t after_version,
-                                                          pn_store_event_fn fn,
-                                                          void *opaque);
-
 #endif

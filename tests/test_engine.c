@@ -436,8 +436,7 @@ static void test_restore_detects_gap(void) {
  * rebuilt from the stored events. */
 static void test_stale_snapshot_rebuilt(void) {
     fixture_t f;
-    pn_engine_options_t o = {.snapshot_every_events = 1};
-    setup(&f, &o);
+    setup(&f, NULL);
     run(&f, cmd(PN_CMD_UPDATE, "c1", NULL, "S1", 10, 1));
     run(&f, cmd(PN_CMD_RESERVE, "c2", "o1", "S1", 4, 2));
     commit(&f, 2);
@@ -486,176 +485,6 @@ static void test_cache_bound(void) {
         pn_state_clear(&s);
     }
     teardown(&f);
-}
-
-/* --- snapshots every N events ---------------------------------------------- */
-
-/* The version of the stream's stored snapshot, 0 for none. */
-static int64_t stored_snapshot_version(fixture_t *f, const char *stream) {
-    pn_snapshot_status_t status;
-    pn_state_t snap;
-    pn_state_init(&snap);
-    PN_REQUIRE_OK(pn_store_get_snapshot(f->store, pn_str_c(stream), &snap,
-                                        &status));
-    int64_t v = status == PN_SNAPSHOT_FOUND ? snap.version : 0;
-    pn_state_clear(&snap);
-    return v;
-}
-
-/* A stream's snapshot is written once it is snapshot_every_events behind;
- * a load in between folds the events after the snapshot, within a run
- * (the cache holds one stream, so S1 is evicted by S2 each time) and after
- * a reopen. */
-static void test_snapshot_every_n_events(void) {
-    fixture_t f;
-    pn_engine_options_t o = {.state_cache_streams = 1, .snapshot_every_events = 3};
-    setup(&f, &o);
-    static const int64_t expected_snapshot[] = {0, 0, 0, 3, 3, 3, 6, 6};
-    char id[32];
-    for (int v = 1; v <= 7; v++) {
-        snprintf(id, sizeof id, "s1-%d", v);
-        pn_engine_result_t r = run(&f, cmd(PN_CMD_UPDATE, id, NULL, "S1", 10 * v, v));
-        PN_ASSERT_EQ_INT(r.event_version, v);
-        snprintf(id, sizeof id, "s2-%d", v);
-        run(&f, cmd(PN_CMD_UPDATE, id, NULL, "S2", v, v));
-        commit(&f, v);
-        PN_ASSERT_EQ_INT(stored_snapshot_version(&f, "S1|DC1"), expected_snapshot[v]);
-    }
-    pn_engine_stats_t st;
-    pn_engine_get_stats(f.engine, &st);
-    PN_ASSERT(st.cache_misses >= 6); /* S1 came back from the store */
-    close_engine(&f);
-    open_engine(&f, 0);
-    pn_state_t s1 = read_state(&f, "S1|DC1");
-    PN_ASSERT_EQ_INT(s1.version, 7);
-    PN_ASSERT_EQ_INT(s1.on_hand, 70);
-    pn_state_clear(&s1);
-    pn_engine_result_t r = run(&f, cmd(PN_CMD_RESERVE, "s1-8", "o1", "S1", 5, 8));
-    PN_ASSERT_EQ_INT(r.event_version, 8);
-    PN_ASSERT_EQ_INT(r.outcome.available, 65);
-    commit(&f, 8);
-    teardown(&f);
-}
-
-/* Maintenance expires only what the stored snapshot covers: the events of
- * a lagging snapshot's tail stay, and the state loads whole afterwards. */
-static void test_expiry_keeps_events_after_snapshot(void) {
-    fixture_t f;
-    memset(&f, 0, sizeof f);
-    pn_engine_options_t o = {.snapshot_every_events = 4};
-    setup(&f, &o);
-    close_engine(&f);
-    f.retention_ms = 1000;
-    open_engine(&f, 0);
-    char id[32];
-    for (int v = 1; v <= 6; v++) {
-        snprintf(id, sizeof id, "e-%d", v);
-        run(&f, cmd(PN_CMD_UPDATE, id, NULL, "E1", v, v));
-        if (v == 4 || v == 6)
-            commit(&f, v);
-    }
-    PN_ASSERT_EQ_INT(stored_snapshot_version(&f, "E1|DC1"), 4);
-    char err[512];
-    pn_engine_maintenance_t m;
-    do {
-        PN_REQUIRE_OK(pn_engine_maintain(f.engine, 100000, 0, &m, err, sizeof err));
-    } while (!m.pass_done);
-    PN_ASSERT_EQ_INT(count_events(&f, "E1|DC1"), 2);
-    close_engine(&f);
-    open_engine(&f, 0);
-    pn_state_t e1 = read_state(&f, "E1|DC1");
-    PN_ASSERT_EQ_INT(e1.version, 6);
-    PN_ASSERT_EQ_INT(e1.on_hand, 6);
-    pn_state_clear(&e1);
-    teardown(&f);
-}
-
-/* splitmix64: seeded, so a failing sequence can be replayed. */
-static uint64_t next_rand(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* One step of the sequences below: a command over a few streams, orders
- * and ids, some of them repeated (duplicates), some invalid. */
-static pn_command_t random_command(uint64_t *rng, char *id, char *order,
-                                   char *sku, int64_t at) {
-    static const pn_command_type_t types[] = {PN_CMD_UPDATE, PN_CMD_RESERVE,
-                                              PN_CMD_RESERVE, PN_CMD_CANCEL,
-                                              PN_CMD_SHIP};
-    uint64_t x = next_rand(rng);
-    pn_command_type_t type = types[x % 5];
-    snprintf(id, 32, "c%" PRIu64, x % 10 < 2 ? (x >> 8) % (uint64_t)(at + 1)
-                                                : (uint64_t)at);
-    snprintf(order, 32, "o%" PRIu64, (x >> 16) % 4);
-    snprintf(sku, 32, "S%" PRIu64, (x >> 24) % 3);
-    int32_t qty = (int32_t)((x >> 32) % 12) - 1; /* -1: invalid */
-    return cmd(type, id, type == PN_CMD_UPDATE ? NULL : order, sku,
-               type == PN_CMD_CANCEL && (x >> 40) % 2 ? NOQTY : qty, at);
-}
-
-static bool same_bytes(const void *a, size_t alen, const void *b, size_t blen) {
-    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
-}
-
-/*
- * The snapshot interval is invisible: seeded random sequences run through
- * an engine that snapshots every change and one that snapshots every few
- * events, with a cache of one stream (so most loads fold events) and
- * reopened now and then (its cache lost). Both give byte-identical events
- * and outcomes, batch for batch, including discarded batches, and the same
- * states at the end.
- */
-static void test_snapshot_interval_invisible(void) {
-    enum { SEQUENCES = 40, COMMANDS = 150 };
-    for (uint64_t seed = 1; seed <= SEQUENCES; seed++) {
-        uint64_t rng = seed;
-        fixture_t a, b;
-        pn_engine_options_t every = {.snapshot_every_events = 1};
-        pn_engine_options_t sparse = {
-            .state_cache_streams = 1,
-            .snapshot_every_events = 2 + (unsigned)(seed % 5)};
-        setup(&a, &every);
-        setup(&b, &sparse);
-        char id[32], order[32], sku[32];
-        int64_t offset = 0;
-        for (int64_t at = 1; at <= COMMANDS; at++) {
-            pn_command_t c = random_command(&rng, id, order, sku, at);
-            pn_engine_result_t ra = run(&a, c), rb = run(&b, c);
-            PN_REQUIRE(same_bytes(ra.outcome_value, ra.outcome_len,
-                                  rb.outcome_value, rb.outcome_len));
-            PN_REQUIRE(ra.has_event == rb.has_event);
-            if (ra.has_event)
-                PN_REQUIRE(same_bytes(ra.event_value, ra.event_len,
-                                      rb.event_value, rb.event_len));
-            uint64_t step = next_rand(&rng) % 16;
-            if (step < 3) {
-                commit(&a, ++offset);
-                commit(&b, offset);
-            } else if (step == 3) {
-                pn_engine_discard(a.engine);
-                pn_engine_discard(b.engine);
-            } else if (step == 4) {
-                commit(&a, ++offset);
-                commit(&b, offset);
-                close_engine(&b);
-                open_engine(&b, 0);
-            }
-        }
-        commit(&a, ++offset);
-        commit(&b, offset);
-        for (int s = 0; s < 3; s++) {
-            snprintf(sku, sizeof sku, "S%d|DC1", s);
-            pn_state_t sa = read_state(&a, sku), sb = read_state(&b, sku);
-            PN_REQUIRE(pn_state_eq(&sa, &sb));
-            pn_state_clear(&sa);
-            pn_state_clear(&sb);
-        }
-        teardown(&a);
-        teardown(&b);
-    }
 }
 
 /* --- the asynchronous store write ---------------------------------------- */
@@ -835,12 +664,6 @@ static const pn_test_case_t engine_cases[] = {
     {"restore detects a version gap", test_restore_detects_gap},
     {"stale snapshot rebuilt from events", test_stale_snapshot_rebuilt},
     {"state cache is bounded", test_cache_bound},
-    {"snapshots every N events, loads fold the rest",
-     test_snapshot_every_n_events},
-    {"expiry keeps the events after a lagging snapshot",
-     test_expiry_keeps_events_after_snapshot},
-    {"the snapshot interval is invisible in events and outcomes",
-     test_snapshot_interval_invisible},
     {"duplicate of a batch whose write is in flight",
      test_duplicate_while_write_pending},
     {"states of an in-flight write are not re-read stale",

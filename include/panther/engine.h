@@ -14,13 +14,10 @@
  *
  * Commands of one batch see each other's effects (a reserve after an update
  * of the same stream sees the new count; a repeated id is a duplicate even
- * inside the batch). Commit writes the events, the snapshots that are due,
- * the idempotency entries and the checkpoints in one atomic store write.
- * A stream's snapshot is due once it is snapshot_every_events behind its
- * state, so a stored snapshot may lag its stream by a few events: loading
- * a state reads the snapshot and folds the events after it. Discard drops
- * everything the batch did: nothing of it reaches the store or survives in
- * the cache.
+ * inside the batch). Commit writes the events, the snapshots of touched
+ * streams, the idempotency entries and the checkpoints in one atomic store
+ * write. Discard drops everything the batch did: nothing of it reaches the
+ * store or survives in the cache.
  *
  * Threading and ownership. An engine, its store and its codec are used
  * from one thread (the owner), with one helper: commit hands the batch's
@@ -66,15 +63,11 @@ typedef struct pn_engine_options {
     pn_store_t *store;           /* borrowed; outlives the engine */
     pn_codec_t *codec;           /* borrowed; outlives the engine */
     size_t state_cache_streams;  /* states kept in memory; 0 = 100,000 */
-    /* A stream's snapshot is written once it is this many events behind
-     * its state; 0 = PN_ENGINE_DEFAULT_SNAPSHOT_EVERY, 1 = every change. */
-    unsigned snapshot_every_events;
     /* The idempotency window is the store's (pn_store_options_t), which
      * its compaction expires entries by. */
 } pn_engine_options_t;
 
 #define PN_ENGINE_DEFAULT_CACHE_STREAMS 100000u
-#define PN_ENGINE_DEFAULT_SNAPSHOT_EVERY 8
 
 /** Creates an engine over a store and codec. *enginep owned by caller. */
 PN_MUST_CHECK pn_err_t pn_engine_new(const pn_engine_options_t *opts,

@@ -98,7 +98,7 @@ const char *pn_store_last_error(const pn_store_t *store);
 
 /** What pn_store_get_snapshot found. */
 typedef enum {
-    PN_SNAPSHOT_NONE,  /* no snapshot (its events, if any, are all stored) */
+    PN_SNAPSHOT_NONE,  /* no snapshot: the stream has no committed events */
     PN_SNAPSHOT_FOUND, /* state holds the snapshot */
     PN_SNAPSHOT_STALE, /* written by another fold format version: rebuild
                           from the events and overwrite it */

@@ -152,8 +152,6 @@ void pn_cli_worker_options(const pn_config_t *cfg,
     pn_cli_store_options(cfg, "store.path", &o->store);
     o->engine.state_cache_streams =
         (size_t)pn_config_get_int(cfg, "store.state.cache.streams");
-    o->engine.snapshot_every_events =
-        (unsigned)pn_config_get_int(cfg, "store.snapshot.every.events");
     o->codec.max_record_bytes =
         (size_t)pn_config_get_bytes(cfg, "codec.max.record.bytes");
     o->schema_registry_url = pn_config_get_str(cfg, "schema.registry.url");
