@@ -2,12 +2,12 @@
  * The engine: batches of commands against cached state, committed to the
  * store as one atomic write or discarded without a trace.
  *
- * A stream touched by the open batch lives in the overlay: its state is
- * *moved* out of the cache (or loaded from the store) and worked on in
- * place. Commit writes snapshots of the changed ones and moves them back
- * into the cache, pinned there until the store writer has written them
- * (engine.h, "threading"); discard frees them, and the next batch reloads
- * them from the store.
+ * A stream touched by the open batch is in the overlay: its state is
+ * checked out of the cache (or loaded from the store into a new cache
+ * entry) and worked on in place. Commit writes snapshots of the changed
+ * ones and leaves them in the cache as committed states, pinned there
+ * until the store writer has written them (engine.h, "threading");
+ * discard drops them, and the next batch reloads them from the store.
  */
 #include "panther/engine.h"
 
@@ -22,8 +22,8 @@
 #include "store_nowait.h"
 
 typedef struct overlay {
-    pn_state_t state;
-    bool dirty; /* changed by the batch: write a snapshot at commit */
+    pn_state_t *state; /* checked out of the cache */
+    bool dirty;        /* changed by the batch: write a snapshot at commit */
 } overlay_t;
 
 /* A partition's metadata as committed, and as the open batch leaves it. */
@@ -71,12 +71,6 @@ struct pn_engine_s {
 
 /* --- small helpers -------------------------------------------------------- */
 
-/* Overlays live in the batch arena; only their state owns heap memory. */
-static void free_overlay(void *value) {
-    overlay_t *ov = value;
-    pn_state_clear(&ov->state);
-}
-
 static bool id_usable(pn_str_t id) {
     return id.len > 0 && id.len <= PN_ID_MAX_BYTES;
 }
@@ -116,8 +110,10 @@ pn_err_t pn_engine_new(const pn_engine_options_t *opts, pn_engine_t **enginep,
     return PN_ERR_OK;
 }
 
+/* Overlays live in the batch arena, their states in the cache. */
 static void reset_batch(pn_engine_t *engine) {
-    pn_map_clear(&engine->overlay, free_overlay);
+    pn_map_clear(&engine->overlay, NULL);
+    pn_state_cache_discard_batch(engine->cache);
     pn_map_clear(&engine->dedup, NULL);
     pn_arena_reset(&engine->arena);
     pn_store_batch_clear(engine->batch);
@@ -223,7 +219,7 @@ void pn_engine_free(pn_engine_t *engine) {
         pn_log_kv(PN_LOG_ERROR, "last store write failed",
                   PN_LOG_STR("detail", engine->write_errstr));
     reset_batch(engine);
-    pn_map_free(&engine->overlay, free_overlay);
+    pn_map_free(&engine->overlay, NULL);
     pn_map_free(&engine->dedup, NULL);
     pn_map_free(&engine->pending_dedup, NULL);
     pn_arena_free(&engine->arena);
@@ -347,28 +343,29 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
     if (!ov)
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
     ov->dirty = false;
-    pn_state_init(&ov->state);
+    bool from_cache;
+    ov->state = pn_state_cache_checkout(engine->cache, key, hash, &from_cache);
+    if (!ov->state)
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
     pn_err_t err = PN_ERR_OK;
-    bool from_cache = pn_state_cache_take(engine->cache, key, hash, &ov->state);
     if (from_cache) {
         engine->stats.cache_hits++;
     } else {
         engine->stats.cache_misses++;
-        err = load_from_store(engine, key, &ov->state, &ov->dirty, errstr,
+        err = load_from_store(engine, key, ov->state, &ov->dirty, errstr,
                               errstr_size);
+        if (err) {
+            /* Not a committed state: it must not stay in the cache. */
+            pn_state_cache_cancel_checkout(engine->cache);
+            return err;
+        }
     }
-    if (!err)
-        err = pn_map_insert_hashed(&engine->overlay, hash, key.ptr, key.len, ov,
-                                   NULL);
-    if (err) {
-        /* A state taken from the cache may exist only in the write in
-         * flight: let that land before the state is freed, so the next
-         * load reads it from the store. */
-        if (from_cache)
-            observe_write(engine, true);
-        free_overlay(ov);
-        return err;
-    }
+    /* On failure a checked-out state stays in the batch unchanged: the
+     * batch's commit or discard settles it like the others. */
+    err = pn_map_insert_hashed(&engine->overlay, hash, key.ptr, key.len, ov,
+                               NULL);
+    if (err)
+        return pn_err_set(errstr, errstr_size, err, "out of memory");
     *ovp = ov;
     return PN_ERR_OK;
 }
@@ -484,7 +481,7 @@ static pn_err_t outcome_key(pn_engine_t *engine, const pn_command_t *cmd,
 static pn_err_t record_event(pn_engine_t *engine, overlay_t *ov,
                              pn_str_t stream_key, const pn_decision_t *d,
                              pn_engine_result_t *res) {
-    pn_err_t err = pn_domain_evolve(&ov->state, &d->event);
+    pn_err_t err = pn_domain_evolve(ov->state, &d->event);
     if (err)
         return err == PN_ERR_NOMEM ? err : PN_ERR_INTERNAL;
     ov->dirty = true;
@@ -528,7 +525,7 @@ static pn_err_t execute(pn_engine_t *engine, int32_t partition,
         stream_key = (pn_str_t){kept, key_len};
         if ((err = get_overlay(engine, stream_key, &ov, errstr, errstr_size)))
             return err;
-        state = &ov->state;
+        state = ov->state;
         if (id_usable(cmd->id) &&
             (err = find_prior(engine, slot, stream_key, cmd->id, &prior,
                               &has_prior)))
@@ -625,14 +622,14 @@ static pn_err_t apply_decoded(pn_engine_t *engine, partition_slot_t *slot,
     pn_err_t err = get_overlay(engine, key, &ov, errstr, errstr_size);
     if (err)
         return err;
-    if (ev->version <= ov->state.version)
+    if (ev->version <= ov->state->version)
         return PN_ERR_OK; /* already applied here */
-    if (ev->version != ov->state.version + 1)
+    if (ev->version != ov->state->version + 1)
         return pn_err_set(errstr, errstr_size, PN_ERR_STATE,
                           "stream %s: event version %lld follows %lld",
                           kept, (long long)ev->version,
-                          (long long)ov->state.version);
-    if ((err = pn_domain_evolve(&ov->state, ev)))
+                          (long long)ov->state->version);
+    if ((err = pn_domain_evolve(ov->state, ev)))
         return pn_err_set(errstr, errstr_size, err,
                           "stream %s: event %lld does not apply: %s", kept,
                           (long long)ev->version, pn_err_str(err));
@@ -648,8 +645,8 @@ static pn_err_t apply_decoded(pn_engine_t *engine, partition_slot_t *slot,
     pn_dedup_entry_t entry = {
         slot->partition, slot->pending.dedup_seq, ev->at_ms,
         {command_type_of(ev->type), PN_STATUS_ACCEPTED, PN_REASON_NONE, false,
-         ov->state.version, ov->state.on_hand, ov->state.reserved,
-         pn_state_available(&ov->state)}};
+         ov->state->version, ov->state->on_hand, ov->state->reserved,
+         pn_state_available(ov->state)}};
     if (id_usable(ev->command_id) &&
         (err = remember(engine, key, ev->command_id, &entry)))
         return err;
@@ -698,23 +695,7 @@ static void snapshot_dirty(pn_map_entry_t *e, void *opaque) {
     overlay_t *ov = e->value;
     if (!ctx->err && ov->dirty)
         ctx->err = pn_store_batch_put_snapshot(
-            ctx->engine->batch, (pn_str_t){e->key, e->key_len}, &ov->state);
-}
-
-typedef struct return_ctx {
-    pn_engine_t *engine;
-    bool lost; /* a put failed: that state is only in the pending write */
-} return_ctx_t;
-
-static void return_to_cache(pn_map_entry_t *e, void *opaque) {
-    return_ctx_t *ctx = opaque;
-    overlay_t *ov = e->value;
-    /* Pinned until the write lands, so it cannot be evicted and re-read
-     * from a store that does not have it yet. */
-    if (pn_state_cache_put(ctx->engine->cache, (pn_str_t){e->key, e->key_len},
-                           e->hash, &ov->state,
-                           ctx->engine->generation) != PN_ERR_OK)
-        ctx->lost = true;
+            ctx->engine->batch, (pn_str_t){e->key, e->key_len}, ov->state);
 }
 
 static pn_err_t stage_metadata(pn_engine_t *engine,
@@ -763,12 +744,13 @@ static pn_err_t hand_over(pn_engine_t *engine, const pn_engine_checkpoint_t *cps
     return err;
 }
 
-/* The batch is in the writer's hands: its states go back to the cache
- * (pinned), its dedup entries become the pending level. */
+/* The batch is in the writer's hands: its states are committed states of
+ * the cache again (pinned), its dedup entries become the pending level. */
 static void keep_pending(pn_engine_t *engine) {
     engine->generation++;
-    return_ctx_t ctx = {engine, false};
-    pn_map_foreach(&engine->overlay, return_to_cache, &ctx);
+    /* Pinned until the write lands, so they cannot be evicted and re-read
+     * from a store that does not have them yet. */
+    pn_state_cache_commit_batch(engine->cache, engine->generation);
     /* The pending level is empty (the previous write was waited for):
      * swap it with the batch's, which reset_batch then clears. */
     pn_map_t map = engine->pending_dedup;
@@ -781,10 +763,10 @@ static void keep_pending(pn_engine_t *engine) {
     for (size_t i = 0; i < engine->n_partitions; i++)
         engine->partitions[i].committed = engine->partitions[i].pending;
     reset_batch(engine);
-    if (ctx.lost || pn_state_cache_over(engine->cache))
-        /* A state only the write has, or a batch of more streams than the
-         * cache holds: wait until the store has them, so the cache can
-         * drop them (and stays within its bound). */
+    if (pn_state_cache_over(engine->cache))
+        /* A batch of more streams than the cache holds: wait until the
+         * store has them, so the cache can drop them (and stays within its
+         * bound). */
         observe_write(engine, true);
 }
 

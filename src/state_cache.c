@@ -8,6 +8,7 @@ typedef struct cache_node {
     struct cache_node *prev, *next; /* LRU list: head = most recent */
     pn_map_entry_t *entry;          /* owns the key */
     uint64_t pin;                   /* not evictable while > durable */
+    bool in_batch;                  /* checked out: not evictable either */
     pn_state_t state;
 } cache_node_t;
 
@@ -23,6 +24,8 @@ struct pn_state_cache {
     cache_node_t *spare; /* linked by next */
     size_t n_spare;
     uint64_t durable; /* pins at or below it are released */
+    cache_node_t **batch; /* checked out by the open batch */
+    size_t n_batch, cap_batch;
 };
 
 pn_state_cache_t *pn_state_cache_new(size_t capacity) {
@@ -66,6 +69,7 @@ void pn_state_cache_free(pn_state_cache_t *cache) {
     if (!cache)
         return;
     pn_map_free(&cache->map, free_node);
+    free(cache->batch);
     while (cache->spare) {
         cache_node_t *next = cache->spare->next;
         free(cache->spare);
@@ -102,23 +106,13 @@ static void remove_node(pn_state_cache_t *cache, cache_node_t *node) {
                          node->entry->key_len);
 }
 
-bool pn_state_cache_take(pn_state_cache_t *cache, pn_str_t key, uint64_t hash,
-                         pn_state_t *state) {
-    cache_node_t *node = pn_map_remove_hashed(&cache->map, hash, key.ptr, key.len);
-    if (!node)
-        return false;
-    unlink_node(cache, node);
-    pn_state_clear(state);
-    *state = node->state;
-    recycle_node(cache, node);
-    return true;
-}
-
 const pn_state_t *pn_state_cache_peek(pn_state_cache_t *cache, pn_str_t key) {
     pn_map_entry_t *e = pn_map_find(&cache->map, key.ptr, key.len);
     if (!e)
         return NULL;
     cache_node_t *node = e->value;
+    if (node->in_batch)
+        return NULL;
     unlink_node(cache, node);
     push_front(cache, node);
     return &node->state;
@@ -129,7 +123,7 @@ const pn_state_t *pn_state_cache_peek(pn_state_cache_t *cache, pn_str_t key) {
  * the tail is short unless the cache is smaller than a batch. */
 static cache_node_t *victim(const pn_state_cache_t *cache) {
     cache_node_t *node = cache->tail;
-    while (node && node->pin > cache->durable)
+    while (node && (node->in_batch || node->pin > cache->durable))
         node = node->prev;
     return node;
 }
@@ -145,36 +139,81 @@ static void evict_above(pn_state_cache_t *cache, size_t keep) {
     }
 }
 
-pn_err_t pn_state_cache_put(pn_state_cache_t *cache, pn_str_t key,
-                            uint64_t hash, pn_state_t *state, uint64_t pin) {
+static pn_err_t batch_push(pn_state_cache_t *cache, cache_node_t *node) {
+    if (cache->n_batch == cache->cap_batch) {
+        size_t cap = cache->cap_batch ? 2 * cache->cap_batch : 256;
+        cache_node_t **grown = realloc(cache->batch, cap * sizeof *grown);
+        if (!grown)
+            return PN_ERR_NOMEM;
+        cache->batch = grown;
+        cache->cap_batch = cap;
+    }
+    cache->batch[cache->n_batch++] = node;
+    node->in_batch = true;
+    return PN_ERR_OK;
+}
+
+pn_state_t *pn_state_cache_checkout(pn_state_cache_t *cache, pn_str_t key,
+                                    uint64_t hash, bool *found) {
     pn_map_entry_t *e = pn_map_find_hashed(&cache->map, hash, key.ptr, key.len);
+    cache_node_t *node;
     if (e) {
-        cache_node_t *node = e->value;
-        pn_state_clear(&node->state);
-        node->state = *state;
-        node->pin = pin;
-        pn_state_init(state);
+        node = e->value;
+        if (!node->in_batch && batch_push(cache, node) != PN_ERR_OK)
+            return NULL;
         unlink_node(cache, node);
         push_front(cache, node);
-        return PN_ERR_OK;
+        *found = true;
+        return &node->state;
     }
     /* Room for the new entry. */
     evict_above(cache, cache->capacity - 1); /* capacity >= 1 */
-    cache_node_t *node = new_node(cache);
-    pn_err_t err = node ? pn_map_insert_hashed(&cache->map, hash, key.ptr,
-                                               key.len, node, &node->entry)
-                        : PN_ERR_NOMEM;
-    if (err) {
-        if (node)
-            recycle_node(cache, node);
-        pn_state_clear(state);
-        return err;
+    node = new_node(cache);
+    if (!node)
+        return NULL;
+    node->pin = 0;
+    node->in_batch = false;
+    pn_state_init(&node->state);
+    if (pn_map_insert_hashed(&cache->map, hash, key.ptr, key.len, node,
+                             &node->entry) != PN_ERR_OK) {
+        recycle_node(cache, node);
+        return NULL;
     }
-    node->state = *state;
-    node->pin = pin;
-    pn_state_init(state);
+    if (batch_push(cache, node) != PN_ERR_OK) {
+        pn_map_remove_hashed(&cache->map, hash, key.ptr, key.len);
+        recycle_node(cache, node);
+        return NULL;
+    }
     push_front(cache, node);
-    return PN_ERR_OK;
+    *found = false;
+    return &node->state;
+}
+
+void pn_state_cache_cancel_checkout(pn_state_cache_t *cache) {
+    if (cache->n_batch == 0)
+        return;
+    cache_node_t *node = cache->batch[--cache->n_batch];
+    remove_node(cache, node);
+    pn_state_clear(&node->state);
+    recycle_node(cache, node);
+}
+
+void pn_state_cache_commit_batch(pn_state_cache_t *cache, uint64_t pin) {
+    for (size_t i = 0; i < cache->n_batch; i++) {
+        cache->batch[i]->in_batch = false;
+        cache->batch[i]->pin = pin;
+    }
+    cache->n_batch = 0;
+}
+
+void pn_state_cache_discard_batch(pn_state_cache_t *cache) {
+    for (size_t i = 0; i < cache->n_batch; i++) {
+        cache_node_t *node = cache->batch[i];
+        remove_node(cache, node);
+        pn_state_clear(&node->state);
+        recycle_node(cache, node);
+    }
+    cache->n_batch = 0;
 }
 
 void pn_state_cache_unpin(pn_state_cache_t *cache, uint64_t durable) {
@@ -192,6 +231,8 @@ void pn_state_cache_drop(pn_state_cache_t *cache, pn_str_t key) {
     if (!e)
         return;
     cache_node_t *node = e->value;
+    if (node->in_batch)
+        return;
     remove_node(cache, node);
     free_node(node);
 }
@@ -203,7 +244,7 @@ void pn_state_cache_drop_if(pn_state_cache_t *cache,
     while (node) {
         cache_node_t *next = node->next;
         pn_str_t key = {node->entry->key, node->entry->key_len};
-        if (pred(opaque, key)) {
+        if (!node->in_batch && pred(opaque, key)) {
             remove_node(cache, node);
             free_node(node);
         }
