@@ -360,12 +360,16 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
             return err;
         }
     }
-    /* On failure a checked-out state stays in the batch unchanged: the
-     * batch's commit or discard settles it like the others. */
     err = pn_map_insert_hashed(&engine->overlay, hash, key.ptr, key.len, ov,
                                NULL);
-    if (err)
+    if (err) {
+        /* A state loaded for this batch goes (it may be a rebuild whose
+         * snapshot the batch would no longer write); one from the cache
+         * stays checked out, unchanged, for commit or discard to settle. */
+        if (!from_cache)
+            pn_state_cache_cancel_checkout(engine->cache);
         return pn_err_set(errstr, errstr_size, err, "out of memory");
+    }
     *ovp = ov;
     return PN_ERR_OK;
 }
@@ -790,9 +794,9 @@ pn_err_t pn_engine_commit(pn_engine_t *engine,
     return PN_ERR_OK;
 }
 
-/* The batch may hold states it took from the cache while the previous
- * batch's write was in flight; once freed they reload from the store, so
- * the store must have that write first. */
+/* The batch may have checked out states that only the previous batch's
+ * write in flight has; once dropped they reload from the store, so the
+ * store must have that write first. */
 void pn_engine_discard(pn_engine_t *engine) {
     observe_write(engine, true);
     reset_batch(engine);

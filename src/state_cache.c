@@ -12,9 +12,10 @@ typedef struct cache_node {
     pn_state_t state;
 } cache_node_t;
 
-/* Nodes freed by take and reused by put: a batch takes its streams out and
- * puts them back, so without the list every batch frees and allocates a
- * node per stream. Bounded so a huge batch does not keep its nodes. */
+/* Nodes of evicted, dropped or discarded entries, reused by checkout:
+ * with a cache smaller than the streams, every batch evicts and creates
+ * entries, so without the list it frees and allocates a node per stream.
+ * Bounded so a huge batch does not keep its nodes. */
 #define SPARE_NODES_MAX 4096
 
 struct pn_state_cache {
@@ -53,7 +54,7 @@ static cache_node_t *new_node(pn_state_cache_t *cache) {
     return node;
 }
 
-/* Recycles a node whose state has been moved out or cleared. */
+/* Recycles a node whose state has been cleared. */
 static void recycle_node(pn_state_cache_t *cache, cache_node_t *node) {
     if (cache->n_spare >= SPARE_NODES_MAX) {
         free(node);
@@ -118,9 +119,10 @@ const pn_state_t *pn_state_cache_peek(pn_state_cache_t *cache, pn_str_t key) {
     return &node->state;
 }
 
-/* The least recently used node that is not pinned, or NULL. Pinned nodes
- * were put by the latest commit, so they sit near the head: the walk from
- * the tail is short unless the cache is smaller than a batch. */
+/* The least recently used node that is neither pinned nor checked out, or
+ * NULL. Those were used by the open batch or the latest commit, so they
+ * sit near the head: the walk from the tail is short unless the cache is
+ * smaller than a batch. */
 static cache_node_t *victim(const pn_state_cache_t *cache) {
     cache_node_t *node = cache->tail;
     while (node && (node->in_batch || node->pin > cache->durable))
@@ -190,7 +192,7 @@ pn_state_t *pn_state_cache_checkout(pn_state_cache_t *cache, pn_str_t key,
 }
 
 void pn_state_cache_cancel_checkout(pn_state_cache_t *cache) {
-    if (cache->n_batch == 0)
+    if (!cache || cache->n_batch == 0)
         return;
     cache_node_t *node = cache->batch[--cache->n_batch];
     remove_node(cache, node);
@@ -199,6 +201,8 @@ void pn_state_cache_cancel_checkout(pn_state_cache_t *cache) {
 }
 
 void pn_state_cache_commit_batch(pn_state_cache_t *cache, uint64_t pin) {
+    if (!cache)
+        return;
     for (size_t i = 0; i < cache->n_batch; i++) {
         cache->batch[i]->in_batch = false;
         cache->batch[i]->pin = pin;
@@ -207,6 +211,8 @@ void pn_state_cache_commit_batch(pn_state_cache_t *cache, uint64_t pin) {
 }
 
 void pn_state_cache_discard_batch(pn_state_cache_t *cache) {
+    if (!cache) /* an engine whose creation failed */
+        return;
     for (size_t i = 0; i < cache->n_batch; i++) {
         cache_node_t *node = cache->batch[i];
         remove_node(cache, node);

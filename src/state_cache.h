@@ -56,7 +56,8 @@ void pn_state_cache_discard_batch(pn_state_cache_t *cache);
  *  evicts down to the capacity. */
 void pn_state_cache_unpin(pn_state_cache_t *cache, uint64_t durable);
 
-/** True when pinned entries hold the cache above its capacity. */
+/** True when pinned or checked-out entries hold the cache above its
+ *  capacity. */
 bool pn_state_cache_over(const pn_state_cache_t *cache);
 
 /** Drops the entry of key, if any and not checked out. */

@@ -216,7 +216,8 @@ typedef struct pn_engine_stats {
     uint64_t keys_written;  /* store puts and deletes committed */
     uint64_t bytes_written; /* their keys and values */
     uint64_t events_expired; /* deleted by pn_engine_maintain */
-    size_t cached_streams;
+    size_t cached_streams;  /* in the state cache, the open batch's included
+                               (above the capacity while pinned ones wait) */
 } pn_engine_stats_t;
 
 void pn_engine_get_stats(const pn_engine_t *engine, pn_engine_stats_t *stats);
