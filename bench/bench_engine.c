@@ -301,7 +301,8 @@ static int run_engine(const options_t *o, const char *path,
                                                           : o->batch);
         e = read_batch(input, n, &in);
         if (e) {
-            snprintf(err, sizeof err, "%.400s: short read", input_file);
+            snprintf(err, sizeof err, "reading %.400s: %s", input_file,
+                     e == PN_ERR_IO ? "short read" : pn_err_str(e));
             break;
         }
         double t0 = pn_mono_s(), c0 = cpu_seconds(RUSAGE_THREAD);
@@ -415,7 +416,6 @@ static void usage(FILE *out) {
             "  --commands N  commands to run (default 1000000)\n"
             "  --batch B     commands per committed batch (default 1000)\n"
             "  --seed X      generator seed (default 1)\n"
-
             "  --dir D       where the stores go (default $TMPDIR or /tmp)\n"
             "  --json        print one JSON object instead of a table\n"
             "  --skip-baseline  run the engine only (for profiling)\n"

@@ -356,7 +356,7 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
                               errstr_size);
         if (err) {
             /* Not a committed state: it must not stay in the cache. */
-            pn_state_cache_cancel_checkout(engine->cache);
+            pn_state_cache_cancel_checkout(engine->cache, ov->state);
             return err;
         }
     }
@@ -367,7 +367,7 @@ static pn_err_t get_overlay(pn_engine_t *engine, pn_str_t key,
          * snapshot the batch would no longer write); one from the cache
          * stays checked out, unchanged, for commit or discard to settle. */
         if (!from_cache)
-            pn_state_cache_cancel_checkout(engine->cache);
+            pn_state_cache_cancel_checkout(engine->cache, ov->state);
         return pn_err_set(errstr, errstr_size, err, "out of memory");
     }
     *ovp = ov;

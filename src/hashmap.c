@@ -39,8 +39,9 @@ void pn_map_init(pn_map_t *map) { memset(map, 0, sizeof *map); }
 /* Entries with keys shorter than PN_MAP_SPARE_KEY are all allocated with
  * that room and recycled through map->spare: per-batch maps are filled and
  * cleared once per batch, and the state cache evicts and creates entries
- * when it is smaller than the streams, so recycling takes malloc/free off those paths. The
- * spare list never holds more entries than the map once did. */
+ * when it is smaller than the streams, so recycling takes malloc/free off
+ * those paths. The spare list never holds more entries than the map once
+ * did. */
 static pn_map_entry_t *acquire_entry(pn_map_t *map, size_t len) {
     if (len >= PN_MAP_SPARE_KEY)
         return malloc(sizeof(pn_map_entry_t) + len + 1);

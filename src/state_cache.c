@@ -191,8 +191,10 @@ pn_state_t *pn_state_cache_checkout(pn_state_cache_t *cache, pn_str_t key,
     return &node->state;
 }
 
-void pn_state_cache_cancel_checkout(pn_state_cache_t *cache) {
-    if (!cache || cache->n_batch == 0)
+void pn_state_cache_cancel_checkout(pn_state_cache_t *cache,
+                                    const pn_state_t *state) {
+    if (!cache || cache->n_batch == 0 ||
+        &cache->batch[cache->n_batch - 1]->state != state)
         return;
     cache_node_t *node = cache->batch[--cache->n_batch];
     remove_node(cache, node);
@@ -230,17 +232,6 @@ void pn_state_cache_unpin(pn_state_cache_t *cache, uint64_t durable) {
 
 bool pn_state_cache_over(const pn_state_cache_t *cache) {
     return cache->map.count > cache->capacity;
-}
-
-void pn_state_cache_drop(pn_state_cache_t *cache, pn_str_t key) {
-    pn_map_entry_t *e = pn_map_find(&cache->map, key.ptr, key.len);
-    if (!e)
-        return;
-    cache_node_t *node = e->value;
-    if (node->in_batch)
-        return;
-    remove_node(cache, node);
-    free_node(node);
 }
 
 void pn_state_cache_drop_if(pn_state_cache_t *cache,

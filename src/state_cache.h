@@ -31,8 +31,10 @@ void pn_state_cache_free(pn_state_cache_t *cache);
 pn_state_t *pn_state_cache_checkout(pn_state_cache_t *cache, pn_str_t key,
                                     uint64_t hash, bool *found);
 
-/** Drops the entry the last checkout created (its load failed). */
-void pn_state_cache_cancel_checkout(pn_state_cache_t *cache);
+/** Drops the entry a checkout just created for state (its load failed);
+ *  nothing when state is not the last one checked out. */
+void pn_state_cache_cancel_checkout(pn_state_cache_t *cache,
+                                    const pn_state_t *state);
 
 /** A read-only view of a cached committed state, or NULL (also for a
  *  checked-out one); valid until the next call that changes the cache.
@@ -59,9 +61,6 @@ void pn_state_cache_unpin(pn_state_cache_t *cache, uint64_t durable);
 /** True when pinned or checked-out entries hold the cache above its
  *  capacity. */
 bool pn_state_cache_over(const pn_state_cache_t *cache);
-
-/** Drops the entry of key, if any and not checked out. */
-void pn_state_cache_drop(pn_state_cache_t *cache, pn_str_t key);
 
 /** Drops every entry not checked out for which pred returns true. */
 void pn_state_cache_drop_if(pn_state_cache_t *cache,

@@ -90,4 +90,13 @@ char *pn_test_tmpdir(const char *tag);
 /* rm -rf of a directory made by pn_test_tmpdir. */
 void pn_test_rmdir(const char *path);
 
+/* splitmix64: a seeded generator, so a failing random case can be replayed
+ * from its seed. */
+static inline uint64_t pn_test_rand(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 #endif

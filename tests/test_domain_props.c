@@ -38,13 +38,7 @@ typedef struct rng {
     uint64_t s;
 } rng_t;
 
-/* splitmix64 */
-static uint64_t rng_next(rng_t *rng) {
-    uint64_t z = (rng->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(rng_t *rng) { return pn_test_rand(&rng->s); }
 
 static uint32_t rng_below(rng_t *rng, uint32_t n) {
     return (uint32_t)(rng_next(rng) % n);

@@ -650,14 +650,6 @@ static void test_write_failure_poisons_open_batch(void) {
     teardown(&f);
 }
 
-/* splitmix64: seeded, so a failing sequence can be replayed. */
-static uint64_t next_rand(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* One step of the sequences below: a command over a few streams, orders
  * and ids, some of them repeated (duplicates), some invalid. */
 static pn_command_t random_command(uint64_t *rng, char *id, char *order,
@@ -665,7 +657,7 @@ static pn_command_t random_command(uint64_t *rng, char *id, char *order,
     static const pn_command_type_t types[] = {PN_CMD_UPDATE, PN_CMD_RESERVE,
                                               PN_CMD_RESERVE, PN_CMD_CANCEL,
                                               PN_CMD_SHIP};
-    uint64_t x = next_rand(rng);
+    uint64_t x = pn_test_rand(rng);
     pn_command_type_t type = types[x % 5];
     snprintf(id, 32, "c%" PRIu64, x % 10 < 2 ? (x >> 8) % (uint64_t)(at + 1)
                                                 : (uint64_t)at);
@@ -708,7 +700,7 @@ static void test_cache_invisible(void) {
             if (ra.has_event)
                 PN_REQUIRE(same_bytes(ra.event_value, ra.event_len,
                                       rb.event_value, rb.event_len));
-            uint64_t step = next_rand(&rng) % 16;
+            uint64_t step = pn_test_rand(&rng) % 16;
             if (step < 3) {
                 pn_store__test_hold_writes(b.store, step == 0);
                 commit(&a, ++offset);
