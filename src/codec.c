@@ -288,6 +288,9 @@ pn_err_t pn_codec_new(const pn_codec_config_t *conf, pn_codec_t **codecp,
         (err = init_io(codec, errstr, errstr_size)) ||
         (err = pn_codec__writers_init(codec, errstr, errstr_size)))
         goto fail;
+    pn_codec__plan_records(codec);
+    pn_codec__plan_command(codec);
+    codec->use_plans = true;
     *codecp = codec;
     return PN_ERR_OK;
 fail:
@@ -299,8 +302,10 @@ void pn_codec_free(pn_codec_t *codec) {
     if (!codec)
         return;
     pn_codec__writers_free(codec); /* resolvers point at our values */
-    for (int i = 0; i < PN_SCHEMA__COUNT; i++)
+    for (int i = 0; i < PN_SCHEMA__COUNT; i++) {
         free_rec(&codec->recs[i]);
+        pn_codec__plan_free(&codec->plans[i]);
+    }
     if (codec->reader)
         avro_reader_free(codec->reader);
     if (codec->writer)
@@ -308,6 +313,10 @@ void pn_codec_free(pn_codec_t *codec) {
     pn_buf_free(&codec->scratch);
     free(codec->branch_type);
     free(codec);
+}
+
+void pn_codec__use_plans(pn_codec_t *codec, bool on) {
+    codec->use_plans = on;
 }
 
 /* --- plain binary I/O ----------------------------------------------------- */

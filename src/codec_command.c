@@ -126,6 +126,77 @@ static pn_err_t select_framing(pn_codec_t *codec, const uint8_t *data,
     return PN_ERR_OK;
 }
 
+/* Copies the decoded strings into one block owned by the command, which
+ * then becomes *cmd. */
+static pn_err_t finish_command(pn_command_t *c, pn_str_t id, pn_str_t order,
+                               pn_str_t sku, pn_str_t node, pn_str_t by,
+                               pn_command_t *cmd, char *errstr,
+                               size_t errstr_size) {
+    pn_codec_strs_t strs = {.n = 0};
+    pn_codec__strs_add(&strs, &c->id, id);
+    pn_codec__strs_add(&strs, &c->order_id, order);
+    pn_codec__strs_add(&strs, &c->sku_id, sku);
+    pn_codec__strs_add(&strs, &c->node_id, node);
+    pn_codec__strs_add(&strs, &c->by, by);
+    if (pn_codec__strs_commit(&strs, &c->storage))
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
+                          "command: out of memory");
+    *cmd = *c;
+    return PN_ERR_OK;
+}
+
+static pn_err_t no_known_branch(char *errstr, size_t errstr_size) {
+    return pn_err_set(errstr, errstr_size, PN_ERR_INTERNAL,
+                      "command: decoded union has no known branch");
+}
+
+/* --- the direct plan of our own Command schema ---------------------------- */
+
+enum {
+    CMD_BRANCH, CMD_ID, CMD_ORDER, CMD_SKU, CMD_NODE, CMD_QUANTITY, CMD_BY,
+    CMD_AT, CMD__SLOTS
+};
+
+static const pn_codec_binding_t command_bindings[] = {
+    {"id", CMD_ID, PN_CODEC_CLASS_STR},
+    {"orderId", CMD_ORDER, PN_CODEC_CLASS_STR},
+    {"skuId", CMD_SKU, PN_CODEC_CLASS_STR},
+    {"fulfillmentNodeId", CMD_NODE, PN_CODEC_CLASS_STR},
+    {"quantity", CMD_QUANTITY, PN_CODEC_CLASS_INT},
+    {"by", CMD_BY, PN_CODEC_CLASS_STR},
+    {"at", CMD_AT, PN_CODEC_CLASS_LONG}};
+
+void pn_codec__plan_command(pn_codec_t *codec) {
+    (void)pn_codec__plan_compile(
+        &codec->plans[PN_SCHEMA_COMMAND], codec->recs[PN_SCHEMA_COMMAND].schema,
+        command_bindings, sizeof command_bindings / sizeof *command_bindings,
+        CMD_BRANCH);
+}
+
+/* Reads a validated body in our own schema straight into cmd. */
+static pn_err_t decode_planned(pn_codec_t *codec, const pn_codec_plan_t *plan,
+                               const uint8_t *data, size_t len,
+                               pn_command_t *cmd, char *errstr,
+                               size_t errstr_size) {
+    pn_codec_slot_t v[CMD__SLOTS] = {[CMD_QUANTITY] = {.null = true}};
+    if (!pn_codec__plan_decode(plan, data, len, v))
+        return pn_err_set(errstr, errstr_size, PN_ERR_INTERNAL,
+                          "command: the validated record could not be read");
+    int64_t d = v[CMD_BRANCH].num;
+    if (d < 0 || (size_t)d >= codec->n_branch_types ||
+        codec->branch_type[d] == PN_CMD__COUNT)
+        return no_known_branch(errstr, errstr_size);
+    pn_command_t c = {.type = codec->branch_type[d],
+                      .has_quantity = !v[CMD_QUANTITY].null,
+                      .quantity = (int32_t)v[CMD_QUANTITY].num,
+                      .at_ms = v[CMD_AT].num};
+    return finish_command(&c, v[CMD_ID].str, v[CMD_ORDER].str, v[CMD_SKU].str,
+                          v[CMD_NODE].str, v[CMD_BY].str, cmd, errstr,
+                          errstr_size);
+}
+
+/* --- Avro C's generic path ------------------------------------------------ */
+
 /* Copies the fields of the decoded Command value into cmd. */
 static pn_err_t extract_command(pn_codec_t *codec, pn_command_t *cmd,
                                 char *errstr, size_t errstr_size) {
@@ -136,8 +207,7 @@ static pn_err_t extract_command(pn_codec_t *codec, pn_command_t *cmd,
         (size_t)d >= codec->n_branch_types ||
         codec->branch_type[d] == PN_CMD__COUNT ||
         avro_value_get_current_branch(u, &b))
-        return pn_err_set(errstr, errstr_size, PN_ERR_INTERNAL,
-                          "command: decoded union has no known branch");
+        return no_known_branch(errstr, errstr_size);
     pn_command_t c = {.type = codec->branch_type[d]};
     const pn_codec_cmd_layout_t *l = &codec->cmd[c.type];
     pn_str_t id, order = PN_STR_NULL, sku, node, by;
@@ -158,17 +228,8 @@ static pn_err_t extract_command(pn_codec_t *codec, pn_command_t *cmd,
     if (rc)
         return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
                                    "command: reading decoded fields");
-    pn_codec_strs_t strs = {.n = 0};
-    pn_codec__strs_add(&strs, &c.id, id);
-    pn_codec__strs_add(&strs, &c.order_id, order);
-    pn_codec__strs_add(&strs, &c.sku_id, sku);
-    pn_codec__strs_add(&strs, &c.node_id, node);
-    pn_codec__strs_add(&strs, &c.by, by);
-    if (pn_codec__strs_commit(&strs, &c.storage))
-        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
-                          "command: out of memory");
-    *cmd = c;
-    return PN_ERR_OK;
+    return finish_command(&c, id, order, sku, node, by, cmd, errstr,
+                          errstr_size);
 }
 
 static const char *branch_name(avro_schema_t u, int64_t idx) {
@@ -221,6 +282,10 @@ static pn_err_t decode_body(pn_codec_t *codec, const uint8_t *data,
         (err = pn_codec__scan(w->schema, data, len, body->start,
                               &body->top_branch, why, sizeof why)))
         return pn_err_set(errstr, errstr_size, err, "command: %s", why);
+    const pn_codec_plan_t *plan = pn_codec__plan(codec, PN_SCHEMA_COMMAND);
+    if (w->ours && plan)
+        return decode_planned(codec, plan, data + body->start,
+                              len - body->start, cmd, errstr, errstr_size);
     if (w->ours)
         err = pn_codec__read_value(
             codec, &codec->recs[PN_SCHEMA_COMMAND].value, data + body->start,
@@ -312,6 +377,20 @@ pn_err_t pn_codec_encode_command(pn_codec_t *codec, const pn_command_t *cmd,
                                   &prefix_len);
     if (err)
         return err;
+    const pn_codec_plan_t *plan = pn_codec__plan(codec, PN_SCHEMA_COMMAND);
+    if (plan) {
+        pn_codec_slot_t v[CMD__SLOTS] = {
+            [CMD_BRANCH] = {.num = codec->cmd[cmd->type].branch},
+            [CMD_ID] = {.str = cmd->id},
+            [CMD_ORDER] = {.str = cmd->order_id},
+            [CMD_SKU] = {.str = cmd->sku_id},
+            [CMD_NODE] = {.str = cmd->node_id},
+            [CMD_QUANTITY] = {.num = cmd->quantity,
+                              .null = !cmd->has_quantity},
+            [CMD_BY] = {.str = cmd->by},
+            [CMD_AT] = {.num = cmd->at_ms}};
+        return pn_codec__plan_encode(codec, plan, v, prefix, prefix_len, out);
+    }
     int rc = fill_command(codec, cmd);
     if (rc)
         return pn_codec__errno(rc);

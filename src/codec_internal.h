@@ -92,6 +92,72 @@ typedef struct pn_codec_id {
     char *msg;                 /* owned reason when err != OK */
 } pn_codec_id_t;
 
+/* --- codec_direct.c: plans of direct Avro binary ------------------------- */
+
+/** What a binding's slot holds, and so which Avro types it may meet. */
+typedef enum pn_codec_class {
+    PN_CODEC_CLASS_STR,
+    PN_CODEC_CLASS_INT,
+    PN_CODEC_CLASS_LONG,
+    PN_CODEC_CLASS_BOOL,
+    PN_CODEC_CLASS_ENUM,   /* the slot holds the symbol's index */
+    PN_CODEC_CLASS_RECORDS /* a union of records; the slot holds the branch */
+} pn_codec_class_t;
+
+/** A field name bound to a slot, wherever in the schema it appears. */
+typedef struct pn_codec_binding {
+    const char *name;
+    uint8_t slot;
+    pn_codec_class_t cls;
+} pn_codec_binding_t;
+
+/** One field's value on its way in or out. A string is null when its
+ *  ptr is NULL, any other value when `null` is set. */
+typedef struct pn_codec_slot {
+    pn_str_t str;
+    int64_t num;
+    bool null;
+} pn_codec_slot_t;
+
+typedef struct pn_codec_step pn_codec_step_t;
+
+/** The fields of one record (or a top-level union) in schema order. */
+typedef struct pn_codec_plan {
+    pn_codec_step_t *steps;
+    size_t n;
+} pn_codec_plan_t;
+
+/**
+ * Compiles schema (a record, or a union of records whose branch goes to
+ * root_slot) to a plan. False, with *plan empty, when a field has no
+ * binding, a type does not fit its binding's class, or memory runs out:
+ * the caller then keeps Avro C's generic path for this schema.
+ */
+bool pn_codec__plan_compile(pn_codec_plan_t *plan, avro_schema_t schema,
+                            const pn_codec_binding_t *bindings,
+                            size_t n_bindings, uint8_t root_slot);
+
+/** Frees a plan's steps. NULL-safe, and safe on an empty plan. */
+void pn_codec__plan_free(pn_codec_plan_t *plan);
+
+/**
+ * Appends prefix + the binary encoding of slots to out, all or nothing.
+ * INVALID_ARG for a null where the schema has none (or a bad branch),
+ * TOO_LARGE past the codec's record limit or out's own.
+ */
+pn_err_t pn_codec__plan_encode(const pn_codec_t *codec,
+                               const pn_codec_plan_t *plan,
+                               const pn_codec_slot_t *slots,
+                               const uint8_t *prefix, size_t prefix_len,
+                               pn_buf_t *out);
+
+/**
+ * Reads data, which pn_codec__scan() validated against the plan's schema,
+ * into slots (strings view data). False if it does not end at len.
+ */
+bool pn_codec__plan_decode(const pn_codec_plan_t *plan, const uint8_t *data,
+                           size_t len, pn_codec_slot_t *slots);
+
 struct pn_codec_s {
     size_t max_record_bytes;
     pn_schema_lookup_fn lookup;
@@ -109,6 +175,11 @@ struct pn_codec_s {
     pn_codec_event_layout_t event;
     pn_codec_outcome_layout_t outcome;
     pn_codec_snapshot_layout_t snapshot;
+
+    /* Direct plans of our schemas (codec_direct.c); one without steps,
+     * or use_plans off (tests), keeps Avro C's generic path for it. */
+    pn_codec_plan_t plans[PN_SCHEMA__COUNT];
+    bool use_plans;
 
     pn_codec_writer_t **writers; /* [0] is our own Command schema */
     size_t n_writers;
@@ -153,6 +224,23 @@ pn_codec_writer_t *pn_codec__writer_by_fp(pn_codec_t *codec, uint64_t fp);
 pn_err_t pn_codec__writer_by_id(pn_codec_t *codec, int32_t id,
                                 pn_codec_writer_t **writer, char *errstr,
                                 size_t errstr_size);
+
+/** The plan of schema `which` when there is one to use, else NULL. */
+static inline const pn_codec_plan_t *pn_codec__plan(const pn_codec_t *codec,
+                                                    pn_schema_id_t which) {
+    return codec->use_plans && codec->plans[which].steps
+               ? &codec->plans[which]
+               : NULL;
+}
+
+/** Tests: plans on (the default) or off, to compare with Avro C's path. */
+void pn_codec__use_plans(pn_codec_t *codec, bool on);
+
+/* --- codec_records.c, codec_command.c ------------------------------------- */
+
+/** Compile the plans of InventoryEvent and CommandOutcome / of Command. */
+void pn_codec__plan_records(pn_codec_t *codec);
+void pn_codec__plan_command(pn_codec_t *codec);
 
 /* --- codec.c ------------------------------------------------------------ */
 

@@ -11,6 +11,40 @@
 
 /* --- InventoryEvent --------------------------------------------------------- */
 
+enum {
+    EV_SKU, EV_NODE, EV_VERSION, EV_COMMAND_ID, EV_BY, EV_AT, EV_BRANCH,
+    EV_QUANTITY, EV_PREVIOUS, EV_ORDER, EV__SLOTS
+};
+
+static const pn_codec_binding_t event_bindings[] = {
+    {"skuId", EV_SKU, PN_CODEC_CLASS_STR},
+    {"fulfillmentNodeId", EV_NODE, PN_CODEC_CLASS_STR},
+    {"version", EV_VERSION, PN_CODEC_CLASS_LONG},
+    {"commandId", EV_COMMAND_ID, PN_CODEC_CLASS_STR},
+    {"by", EV_BY, PN_CODEC_CLASS_STR},
+    {"at", EV_AT, PN_CODEC_CLASS_LONG},
+    {"event", EV_BRANCH, PN_CODEC_CLASS_RECORDS},
+    {"quantity", EV_QUANTITY, PN_CODEC_CLASS_INT},
+    {"previousQuantity", EV_PREVIOUS, PN_CODEC_CLASS_LONG},
+    {"orderId", EV_ORDER, PN_CODEC_CLASS_STR}};
+
+static pn_err_t encode_event_planned(pn_codec_t *codec,
+                                     const pn_codec_plan_t *plan,
+                                     const pn_event_t *ev, pn_buf_t *out) {
+    pn_codec_slot_t v[EV__SLOTS] = {
+        [EV_SKU] = {.str = ev->sku_id},
+        [EV_NODE] = {.str = ev->node_id},
+        [EV_VERSION] = {.num = ev->version},
+        [EV_COMMAND_ID] = {.str = ev->command_id},
+        [EV_BY] = {.str = ev->by},
+        [EV_AT] = {.num = ev->at_ms},
+        [EV_BRANCH] = {.num = codec->event.types[ev->type].branch},
+        [EV_QUANTITY] = {.num = ev->quantity},
+        [EV_PREVIOUS] = {.num = ev->previous_quantity},
+        [EV_ORDER] = {.str = ev->order_id}};
+    return pn_codec__plan_encode(codec, plan, v, NULL, 0, out);
+}
+
 static int fill_event(pn_codec_t *codec, const pn_event_t *ev) {
     const pn_codec_event_layout_t *l = &codec->event;
     avro_value_t *v = &codec->recs[PN_SCHEMA_INVENTORY_EVENT].value;
@@ -45,6 +79,9 @@ pn_err_t pn_codec_encode_event(pn_codec_t *codec, const pn_event_t *ev,
                                pn_buf_t *out) {
     if (!codec || !ev || !out || (unsigned)ev->type >= PN_EVT__COUNT)
         return PN_ERR_INVALID_ARG;
+    const pn_codec_plan_t *plan = pn_codec__plan(codec, PN_SCHEMA_INVENTORY_EVENT);
+    if (plan)
+        return encode_event_planned(codec, plan, ev, out);
     int rc = fill_event(codec, ev);
     if (rc)
         return pn_codec__errno(rc);
@@ -149,6 +186,63 @@ static bool outcome_valid(const pn_outcome_t *o) {
            o->reason >= PN_REASON_NONE && o->reason < PN_REASON__COUNT;
 }
 
+enum {
+    OUT_COMMAND_ID, OUT_TYPE, OUT_ORDER, OUT_SKU, OUT_NODE, OUT_STATUS,
+    OUT_REASON, OUT_DUPLICATE, OUT_VERSION, OUT_ON_HAND, OUT_RESERVED,
+    OUT_AVAILABLE, OUT_AT, OUT__SLOTS
+};
+
+static const pn_codec_binding_t outcome_bindings[] = {
+    {"commandId", OUT_COMMAND_ID, PN_CODEC_CLASS_STR},
+    {"commandType", OUT_TYPE, PN_CODEC_CLASS_ENUM},
+    {"orderId", OUT_ORDER, PN_CODEC_CLASS_STR},
+    {"skuId", OUT_SKU, PN_CODEC_CLASS_STR},
+    {"fulfillmentNodeId", OUT_NODE, PN_CODEC_CLASS_STR},
+    {"status", OUT_STATUS, PN_CODEC_CLASS_ENUM},
+    {"reason", OUT_REASON, PN_CODEC_CLASS_ENUM},
+    {"duplicate", OUT_DUPLICATE, PN_CODEC_CLASS_BOOL},
+    {"version", OUT_VERSION, PN_CODEC_CLASS_LONG},
+    {"onHand", OUT_ON_HAND, PN_CODEC_CLASS_LONG},
+    {"reserved", OUT_RESERVED, PN_CODEC_CLASS_LONG},
+    {"available", OUT_AVAILABLE, PN_CODEC_CLASS_LONG},
+    {"at", OUT_AT, PN_CODEC_CLASS_LONG}};
+
+void pn_codec__plan_records(pn_codec_t *codec) {
+    (void)pn_codec__plan_compile(
+        &codec->plans[PN_SCHEMA_INVENTORY_EVENT],
+        codec->recs[PN_SCHEMA_INVENTORY_EVENT].schema, event_bindings,
+        sizeof event_bindings / sizeof *event_bindings, 0);
+    (void)pn_codec__plan_compile(
+        &codec->plans[PN_SCHEMA_COMMAND_OUTCOME],
+        codec->recs[PN_SCHEMA_COMMAND_OUTCOME].schema, outcome_bindings,
+        sizeof outcome_bindings / sizeof *outcome_bindings, 0);
+}
+
+static pn_err_t encode_outcome_planned(pn_codec_t *codec,
+                                       const pn_codec_plan_t *plan,
+                                       const pn_outcome_record_t *rec,
+                                       pn_buf_t *out) {
+    const pn_codec_outcome_layout_t *l = &codec->outcome;
+    const pn_outcome_t *o = &rec->outcome;
+    bool no_reason = o->reason == PN_REASON_NONE;
+    pn_codec_slot_t v[OUT__SLOTS] = {
+        [OUT_COMMAND_ID] = {.str = rec->command_id},
+        [OUT_TYPE] = {.num = l->type_symbol[o->command_type]},
+        [OUT_ORDER] = {.str = rec->order_id},
+        [OUT_SKU] = {.str = rec->sku_id},
+        [OUT_NODE] = {.str = rec->node_id},
+        [OUT_STATUS] = {.num = l->status_symbol[o->status]},
+        [OUT_REASON] = {.num = no_reason ? -1 : l->reason_symbol[o->reason],
+                        .null = no_reason},
+        [OUT_DUPLICATE] = {.num = o->duplicate},
+        [OUT_VERSION] = {.num = o->version},
+        [OUT_ON_HAND] = {.num = o->on_hand},
+        [OUT_RESERVED] = {.num = o->reserved},
+        [OUT_AVAILABLE] = {.num = o->available},
+        [OUT_AT] = {.num = rec->at_ms}};
+    return pn_codec__plan_encode(codec, plan, v, NULL, 0, out);
+}
+
 static int fill_outcome(pn_codec_t *codec, const pn_outcome_record_t *rec) {
     const pn_codec_outcome_layout_t *l = &codec->outcome;
     const pn_outcome_t *o = &rec->outcome;
@@ -189,6 +283,9 @@ pn_err_t pn_codec_encode_outcome_record(pn_codec_t *codec,
                                         pn_buf_t *out) {
     if (!codec || !rec || !out || !outcome_valid(&rec->outcome))
         return PN_ERR_INVALID_ARG;
+    const pn_codec_plan_t *plan = pn_codec__plan(codec, PN_SCHEMA_COMMAND_OUTCOME);
+    if (plan)
+        return encode_outcome_planned(codec, plan, rec, out);
     int rc = fill_outcome(codec, rec);
     if (rc)
         return pn_codec__errno(rc);
