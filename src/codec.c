@@ -389,6 +389,22 @@ static bool write_in_place(pn_codec_t *codec, avro_value_t *value,
     return true;
 }
 
+pn_err_t pn_codec__open_record(const pn_codec_t *codec, const uint8_t *prefix,
+                               size_t prefix_len, size_t body_size,
+                               pn_buf_t *out, uint8_t **body) {
+    if (prefix_len > codec->max_record_bytes ||
+        body_size > codec->max_record_bytes - prefix_len)
+        return PN_ERR_TOO_LARGE;
+    pn_err_t err = pn_buf_reserve(out, prefix_len + body_size);
+    if (err)
+        return err;
+    uint8_t *dst = out->data + out->len;
+    if (prefix_len)
+        memcpy(dst, prefix, prefix_len);
+    *body = dst + prefix_len;
+    return PN_ERR_OK;
+}
+
 pn_err_t pn_codec__write(pn_codec_t *codec, avro_value_t *value,
                          const uint8_t *prefix, size_t prefix_len,
                          pn_buf_t *out) {
@@ -397,15 +413,12 @@ pn_err_t pn_codec__write(pn_codec_t *codec, avro_value_t *value,
     size_t size;
     if (avro_value_sizeof(value, &size))
         return PN_ERR_INTERNAL;
-    if (size > codec->max_record_bytes - prefix_len)
-        return PN_ERR_TOO_LARGE;
-    pn_err_t err = pn_buf_reserve(out, prefix_len + size);
+    uint8_t *body;
+    pn_err_t err = pn_codec__open_record(codec, prefix, prefix_len, size, out,
+                                         &body);
     if (err)
         return err;
-    uint8_t *dst = out->data + out->len;
-    if (prefix_len)
-        memcpy(dst, prefix, prefix_len);
-    avro_writer_memory_set_dest(codec->writer, (const char *)dst + prefix_len,
+    avro_writer_memory_set_dest(codec->writer, (const char *)body,
                                 (int64_t)size);
     if (avro_value_write(codec->writer, value) ||
         avro_writer_tell(codec->writer) != (int64_t)size)

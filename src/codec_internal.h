@@ -261,6 +261,16 @@ pn_err_t pn_codec__read_value(pn_codec_t *codec, avro_value_t *target,
                               const uint8_t *data, size_t len, pn_err_t fail,
                               char *errstr, size_t errstr_size);
 
+/**
+ * Makes room in out for prefix + a body of body_size bytes, copies the
+ * prefix and sets *body to where the body goes; out->len is unchanged
+ * (the caller adds both once the body is written). TOO_LARGE past the
+ * codec's record limit or out's own.
+ */
+pn_err_t pn_codec__open_record(const pn_codec_t *codec, const uint8_t *prefix,
+                               size_t prefix_len, size_t body_size,
+                               pn_buf_t *out, uint8_t **body);
+
 /** Appends prefix + the binary encoding of value to out, all or nothing. */
 pn_err_t pn_codec__write(pn_codec_t *codec, avro_value_t *value,
                          const uint8_t *prefix, size_t prefix_len,
