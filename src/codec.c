@@ -338,8 +338,9 @@ pn_err_t pn_codec__read_value(pn_codec_t *codec, avro_value_t *target,
 }
 
 pn_err_t pn_codec__read_plain(pn_codec_t *codec, pn_schema_id_t which,
-                              const void *data, size_t len, char *errstr,
-                              size_t errstr_size) {
+                              const void *data, size_t len,
+                              pn_codec_slot_t *slots, bool *planned,
+                              char *errstr, size_t errstr_size) {
     const char *name = schema_names[which];
     if (len > codec->max_record_bytes)
         return pn_err_set(errstr, errstr_size, PN_ERR_TOO_LARGE,
@@ -357,6 +358,15 @@ pn_err_t pn_codec__read_plain(pn_codec_t *codec, pn_schema_id_t which,
                                   sizeof why);
     if (err)
         return pn_err_set(errstr, errstr_size, err, "%s: %s", name, why);
+    const pn_codec_plan_t *plan = slots ? pn_codec__plan(codec, which) : NULL;
+    if (planned)
+        *planned = plan != NULL;
+    if (plan)
+        return pn_codec__plan_decode(plan, data, len, slots)
+                   ? PN_ERR_OK
+                   : pn_err_set(errstr, errstr_size, PN_ERR_INTERNAL,
+                                "%s: the validated record could not be read",
+                                name);
     return pn_codec__read_value(codec, &rec->value, data, len,
                                 PN_ERR_INTERNAL, errstr, errstr_size);
 }

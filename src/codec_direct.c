@@ -25,7 +25,6 @@
 
 #include "codec_internal.h"
 
-
 typedef enum step_kind {
     STEP_STR,
     STEP_INT,

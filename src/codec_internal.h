@@ -251,10 +251,16 @@ pn_err_t pn_codec__errno(int rc);
 pn_err_t pn_codec__avro_fail(char *errstr, size_t errstr_size, pn_err_t err,
                              const char *context);
 
-/** Checks size limits and reads a plain record of schema `which`. */
+/**
+ * Checks size limits, validates a plain record of schema `which` and reads
+ * it: into slots through the schema's plan when the caller gives slots and
+ * there is a plan (*planned, if not NULL, tells), else into the schema's
+ * generic value.
+ */
 pn_err_t pn_codec__read_plain(pn_codec_t *codec, pn_schema_id_t which,
-                              const void *data, size_t len, char *errstr,
-                              size_t errstr_size);
+                              const void *data, size_t len,
+                              pn_codec_slot_t *slots, bool *planned,
+                              char *errstr, size_t errstr_size);
 
 /** Reads validated bytes into target (our value or a resolver of it). */
 pn_err_t pn_codec__read_value(pn_codec_t *codec, avro_value_t *target,

@@ -122,6 +122,25 @@ static int extract_payload(pn_codec_t *codec, avro_value_t *v, pn_event_t *e,
     return rc;
 }
 
+/* Copies the decoded strings into one block owned by the event, which
+ * then becomes *ev. */
+static pn_err_t finish_event(pn_event_t *e, pn_str_t sku, pn_str_t node,
+                             pn_str_t command_id, pn_str_t by, pn_str_t order,
+                             pn_event_t *ev, char *errstr,
+                             size_t errstr_size) {
+    pn_codec_strs_t strs = {.n = 0};
+    pn_codec__strs_add(&strs, &e->sku_id, sku);
+    pn_codec__strs_add(&strs, &e->node_id, node);
+    pn_codec__strs_add(&strs, &e->command_id, command_id);
+    pn_codec__strs_add(&strs, &e->by, by);
+    pn_codec__strs_add(&strs, &e->order_id, order);
+    if (pn_codec__strs_commit(&strs, &e->storage))
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
+                          "InventoryEvent: out of memory");
+    *ev = *e;
+    return PN_ERR_OK;
+}
+
 static pn_err_t extract_event(pn_codec_t *codec, pn_event_t *ev,
                               char *errstr, size_t errstr_size) {
     const pn_codec_event_layout_t *l = &codec->event;
@@ -144,17 +163,26 @@ static pn_err_t extract_event(pn_codec_t *codec, pn_event_t *ev,
     if (rc)
         return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
                                    "InventoryEvent: reading decoded fields");
-    pn_codec_strs_t strs = {.n = 0};
-    pn_codec__strs_add(&strs, &e.sku_id, sku);
-    pn_codec__strs_add(&strs, &e.node_id, node);
-    pn_codec__strs_add(&strs, &e.command_id, command_id);
-    pn_codec__strs_add(&strs, &e.by, by);
-    pn_codec__strs_add(&strs, &e.order_id, order);
-    if (pn_codec__strs_commit(&strs, &e.storage))
-        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
-                          "InventoryEvent: out of memory");
-    *ev = e;
-    return PN_ERR_OK;
+    return finish_event(&e, sku, node, command_id, by, order, ev, errstr,
+                        errstr_size);
+}
+
+/* The same from the slots the plan read. */
+static pn_err_t extract_event_slots(pn_codec_t *codec,
+                                    const pn_codec_slot_t *v, pn_event_t *ev,
+                                    char *errstr, size_t errstr_size) {
+    pn_event_t e = {.type = event_type_of(codec, (int)v[EV_BRANCH].num),
+                    .version = v[EV_VERSION].num,
+                    .at_ms = v[EV_AT].num,
+                    .quantity = (int32_t)v[EV_QUANTITY].num,
+                    .previous_quantity = v[EV_PREVIOUS].num};
+    if (e.type == PN_EVT__COUNT)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "InventoryEvent: reading decoded fields: no such "
+                          "event type");
+    return finish_event(&e, v[EV_SKU].str, v[EV_NODE].str,
+                        v[EV_COMMAND_ID].str, v[EV_BY].str, v[EV_ORDER].str,
+                        ev, errstr, errstr_size);
 }
 
 pn_err_t pn_codec_decode_event(pn_codec_t *codec, const void *data,
@@ -165,9 +193,15 @@ pn_err_t pn_codec_decode_event(pn_codec_t *codec, const void *data,
     if (!codec || !ev)
         return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
                           "decode event: missing argument");
+    pn_codec_slot_t v[EV__SLOTS] = {{.num = 0}};
+    bool planned;
     pn_err_t err = pn_codec__read_plain(codec, PN_SCHEMA_INVENTORY_EVENT,
-                                        data, len, errstr, errstr_size);
-    return err ? err : extract_event(codec, ev, errstr, errstr_size);
+                                        data, len, v, &planned, errstr,
+                                        errstr_size);
+    if (err)
+        return err;
+    return planned ? extract_event_slots(codec, v, ev, errstr, errstr_size)
+                   : extract_event(codec, ev, errstr, errstr_size);
 }
 
 /* --- CommandOutcome ------------------------------------------------------- */
@@ -317,6 +351,23 @@ static int unsymbol(const int *table, int n, int symbol_index) {
     return -1;
 }
 
+/* The outcome's enums from their symbol indexes (reason_sym -1 for
+ * null); EINVAL for a symbol Panther has no value of. */
+static int outcome_enums(const pn_codec_outcome_layout_t *l, int type_sym,
+                         int status_sym, int reason_sym, pn_outcome_t *o) {
+    int type = unsymbol(l->type_symbol, PN_CMD__COUNT, type_sym);
+    int status = unsymbol(l->status_symbol, 2, status_sym);
+    int reason = reason_sym < 0 ? PN_REASON_NONE
+                                : unsymbol(l->reason_symbol,
+                                           PN_REASON__COUNT, reason_sym);
+    if (type < 0 || status < 0 || (reason_sym >= 0 && reason < 0))
+        return EINVAL;
+    o->command_type = (pn_command_type_t)type;
+    o->status = (pn_status_t)status;
+    o->reason = (pn_reason_t)reason;
+    return 0;
+}
+
 static int extract_outcome_numbers(pn_codec_t *codec, avro_value_t *v,
                                    pn_outcome_t *o) {
     const pn_codec_outcome_layout_t *l = &codec->outcome;
@@ -331,19 +382,10 @@ static int extract_outcome_numbers(pn_codec_t *codec, avro_value_t *v,
         rc = avro_value_get_enum(&f, &status_sym);
     if (!rc)
         rc = pn_codec__get_opt_enum(v, l->reason, &reason_sym);
-    if (rc)
-        return rc;
-    int type = unsymbol(l->type_symbol, PN_CMD__COUNT, type_sym);
-    int status = unsymbol(l->status_symbol, 2, status_sym);
-    int reason = reason_sym < 0 ? PN_REASON_NONE
-                                : unsymbol(l->reason_symbol,
-                                           PN_REASON__COUNT, reason_sym);
-    if (type < 0 || status < 0 || (reason_sym >= 0 && reason < 0))
-        return EINVAL;
-    o->command_type = (pn_command_type_t)type;
-    o->status = (pn_status_t)status;
-    o->reason = (pn_reason_t)reason;
-    rc = pn_codec__get_bool(v, l->duplicate, &o->duplicate);
+    if (!rc)
+        rc = outcome_enums(l, type_sym, status_sym, reason_sym, o);
+    if (!rc)
+        rc = pn_codec__get_bool(v, l->duplicate, &o->duplicate);
     if (!rc)
         rc = pn_codec__get_long(v, l->version, &o->version);
     if (!rc)
@@ -353,6 +395,24 @@ static int extract_outcome_numbers(pn_codec_t *codec, avro_value_t *v,
     if (!rc)
         rc = pn_codec__get_long(v, l->available, &o->available);
     return rc;
+}
+
+/* Copies the decoded strings into one block owned by the record, which
+ * then becomes *rec. */
+static pn_err_t finish_outcome(pn_outcome_record_t *r, pn_str_t command_id,
+                               pn_str_t order, pn_str_t sku, pn_str_t node,
+                               pn_outcome_record_t *rec, char *errstr,
+                               size_t errstr_size) {
+    pn_codec_strs_t strs = {.n = 0};
+    pn_codec__strs_add(&strs, &r->command_id, command_id);
+    pn_codec__strs_add(&strs, &r->order_id, order);
+    pn_codec__strs_add(&strs, &r->sku_id, sku);
+    pn_codec__strs_add(&strs, &r->node_id, node);
+    if (pn_codec__strs_commit(&strs, &r->storage))
+        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
+                          "CommandOutcome: out of memory");
+    *rec = *r;
+    return PN_ERR_OK;
 }
 
 static pn_err_t extract_outcome(pn_codec_t *codec, pn_outcome_record_t *rec,
@@ -375,16 +435,31 @@ static pn_err_t extract_outcome(pn_codec_t *codec, pn_outcome_record_t *rec,
     if (rc)
         return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
                                    "CommandOutcome: reading decoded fields");
-    pn_codec_strs_t strs = {.n = 0};
-    pn_codec__strs_add(&strs, &r.command_id, command_id);
-    pn_codec__strs_add(&strs, &r.order_id, order);
-    pn_codec__strs_add(&strs, &r.sku_id, sku);
-    pn_codec__strs_add(&strs, &r.node_id, node);
-    if (pn_codec__strs_commit(&strs, &r.storage))
-        return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM,
-                          "CommandOutcome: out of memory");
-    *rec = r;
-    return PN_ERR_OK;
+    return finish_outcome(&r, command_id, order, sku, node, rec, errstr,
+                          errstr_size);
+}
+
+/* The same from the slots the plan read. */
+static pn_err_t extract_outcome_slots(pn_codec_t *codec,
+                                      const pn_codec_slot_t *v,
+                                      pn_outcome_record_t *rec, char *errstr,
+                                      size_t errstr_size) {
+    pn_outcome_record_t r = {.at_ms = v[OUT_AT].num};
+    pn_outcome_t *o = &r.outcome;
+    int reason_sym = v[OUT_REASON].null ? -1 : (int)v[OUT_REASON].num;
+    if (outcome_enums(&codec->outcome, (int)v[OUT_TYPE].num,
+                      (int)v[OUT_STATUS].num, reason_sym, o))
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "CommandOutcome: reading decoded fields: an enum "
+                          "symbol Panther does not know");
+    o->duplicate = v[OUT_DUPLICATE].num != 0;
+    o->version = v[OUT_VERSION].num;
+    o->on_hand = v[OUT_ON_HAND].num;
+    o->reserved = v[OUT_RESERVED].num;
+    o->available = v[OUT_AVAILABLE].num;
+    return finish_outcome(&r, v[OUT_COMMAND_ID].str, v[OUT_ORDER].str,
+                          v[OUT_SKU].str, v[OUT_NODE].str, rec, errstr,
+                          errstr_size);
 }
 
 pn_err_t pn_codec_decode_outcome(pn_codec_t *codec, const void *data,
@@ -395,9 +470,15 @@ pn_err_t pn_codec_decode_outcome(pn_codec_t *codec, const void *data,
     if (!codec || !rec)
         return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
                           "decode outcome: missing argument");
+    pn_codec_slot_t v[OUT__SLOTS] = {{.num = 0}};
+    bool planned;
     pn_err_t err = pn_codec__read_plain(codec, PN_SCHEMA_COMMAND_OUTCOME,
-                                        data, len, errstr, errstr_size);
-    return err ? err : extract_outcome(codec, rec, errstr, errstr_size);
+                                        data, len, v, &planned, errstr,
+                                        errstr_size);
+    if (err)
+        return err;
+    return planned ? extract_outcome_slots(codec, v, rec, errstr, errstr_size)
+                   : extract_outcome(codec, rec, errstr, errstr_size);
 }
 
 /* --- InventorySnapshot ---------------------------------------------------- */
@@ -560,7 +641,8 @@ pn_err_t pn_codec_decode_snapshot(pn_codec_t *codec, const void *data,
     pn_state_clear(state);
     avro_value_t *v = &codec->recs[PN_SCHEMA_INVENTORY_SNAPSHOT].value;
     pn_err_t err = pn_codec__read_plain(codec, PN_SCHEMA_INVENTORY_SNAPSHOT,
-                                        data, len, errstr, errstr_size);
+                                        data, len, NULL, NULL, errstr,
+                                        errstr_size);
     if (err || (err = extract_reservations(codec, v, state, errstr,
                                            errstr_size)) ||
         (err = extract_snapshot_numbers(codec, v, state, updated_at_ms,

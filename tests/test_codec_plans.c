@@ -250,28 +250,111 @@ static void test_commands_both_paths(void) {
     pn_codec_free(codec);
 }
 
-/* Every byte string both decoders see, valid or not, gets the same answer:
- * each encoded command is cut short and has one byte changed. */
+/* A copy of data with one byte changed, and a prefix of it: the decoders
+ * of both paths must answer both alike. */
+static void damage_both(gen_t *g, pn_codec_t *codec, const pn_buf_t *good,
+                        void (*both)(pn_codec_t *, const uint8_t *, size_t)) {
+    uint8_t damaged[1024];
+    PN_REQUIRE(good->len <= sizeof damaged);
+    memcpy(damaged, good->data, good->len);
+    size_t at = below(g, good->len);
+    damaged[at] ^= (uint8_t)(1 + below(g, 255));
+    both(codec, damaged, good->len);
+    both(codec, good->data, below(g, good->len));
+}
+
+static void command_damaged_both(pn_codec_t *codec, const uint8_t *data,
+                                 size_t len) {
+    decode_both(codec, data, len, NULL);
+}
+
+/* Every byte string both decoders see, valid or not, gets the same
+ * answer. */
 static void test_command_damage_both_paths(void) {
     pn_codec_t *codec = new_codec(0);
     gen_t g = {.rng = 0x5eed02};
     pn_buf_t out;
     pn_buf_init(&out, 1 << 20);
-    uint8_t damaged[1024];
     for (int i = 0; i < RECORDS; i++) {
         pn_command_t c = gen_command(&g);
         pn_buf_reset(&out);
         PN_REQUIRE(pn_codec_encode_command(codec, &c, PN_FRAMING_PLAIN, 0,
                                            &out) == PN_ERR_OK);
-        PN_REQUIRE(out.len <= sizeof damaged);
-        memcpy(damaged, out.data, out.len);
-        size_t at = below(&g, out.len); /* one call per statement: */
-        damaged[at] ^= (uint8_t)(1 + below(&g, 255)); /* same on every build */
-        decode_both(codec, damaged, out.len, NULL);
-        decode_both(codec, out.data, below(&g, out.len), NULL);
+        damage_both(&g, codec, &out, command_damaged_both);
     }
     pn_buf_free(&out);
     pn_codec_free(codec);
+}
+
+static bool events_same(const pn_event_t *a, const pn_event_t *b) {
+    return a->type == b->type && str_same(a->sku_id, b->sku_id) &&
+           str_same(a->node_id, b->node_id) && a->version == b->version &&
+           str_same(a->command_id, b->command_id) && str_same(a->by, b->by) &&
+           a->at_ms == b->at_ms && str_same(a->order_id, b->order_id) &&
+           a->quantity == b->quantity &&
+           a->previous_quantity == b->previous_quantity;
+}
+
+static void event_decode_both(pn_codec_t *codec, const uint8_t *data,
+                              size_t len, const pn_event_t *expected) {
+    char errstr[ERRSZ] = "";
+    pn_event_t planned, generic;
+    pn_err_t err = pn_codec_decode_event(codec, data, len, &planned, errstr,
+                                         ERRSZ);
+    pn_codec__use_plans(codec, false);
+    pn_err_t generic_err = pn_codec_decode_event(codec, data, len, &generic,
+                                                 errstr, ERRSZ);
+    pn_codec__use_plans(codec, true);
+    PN_ASSERT_EQ_INT(err, generic_err);
+    if (!err && !generic_err)
+        PN_ASSERT(events_same(&planned, &generic));
+    if (expected)
+        PN_ASSERT(!err && events_same(&planned, expected));
+    pn_event_release(&planned);
+    pn_event_release(&generic);
+}
+
+static bool outcomes_same(const pn_outcome_record_t *x,
+                          const pn_outcome_record_t *y) {
+    const pn_outcome_t *a = &x->outcome, *b = &y->outcome;
+    return a->command_type == b->command_type && a->status == b->status &&
+           a->reason == b->reason && a->duplicate == b->duplicate &&
+           a->version == b->version && a->on_hand == b->on_hand &&
+           a->reserved == b->reserved && a->available == b->available &&
+           str_same(x->command_id, y->command_id) &&
+           str_same(x->order_id, y->order_id) &&
+           str_same(x->sku_id, y->sku_id) &&
+           str_same(x->node_id, y->node_id) && x->at_ms == y->at_ms;
+}
+
+static void outcome_decode_both(pn_codec_t *codec, const uint8_t *data,
+                                size_t len,
+                                const pn_outcome_record_t *expected) {
+    char errstr[ERRSZ] = "";
+    pn_outcome_record_t planned, generic;
+    pn_err_t err = pn_codec_decode_outcome(codec, data, len, &planned, errstr,
+                                           ERRSZ);
+    pn_codec__use_plans(codec, false);
+    pn_err_t generic_err = pn_codec_decode_outcome(codec, data, len, &generic,
+                                                   errstr, ERRSZ);
+    pn_codec__use_plans(codec, true);
+    PN_ASSERT_EQ_INT(err, generic_err);
+    if (!err && !generic_err)
+        PN_ASSERT(outcomes_same(&planned, &generic));
+    if (expected)
+        PN_ASSERT(!err && outcomes_same(&planned, expected));
+    pn_outcome_record_release(&planned);
+    pn_outcome_record_release(&generic);
+}
+
+static void event_damaged_both(pn_codec_t *codec, const uint8_t *data,
+                               size_t len) {
+    event_decode_both(codec, data, len, NULL);
+}
+
+static void outcome_damaged_both(pn_codec_t *codec, const uint8_t *data,
+                                 size_t len) {
+    outcome_decode_both(codec, data, len, NULL);
 }
 
 static void test_events_both_paths(void) {
@@ -283,16 +366,8 @@ static void test_events_both_paths(void) {
         pn_event_t e = gen_event(&g);
         pn_buf_reset(&out);
         PN_REQUIRE(encode_both(codec, encode_event, &e, &out) == PN_ERR_OK);
-        pn_event_t back;
-        char errstr[ERRSZ] = "";
-        PN_REQUIRE(pn_codec_decode_event(codec, out.data, out.len, &back,
-                                         errstr, ERRSZ) == PN_ERR_OK);
-        PN_ASSERT(back.type == e.type && back.version == e.version &&
-                  back.quantity == e.quantity && back.at_ms == e.at_ms &&
-                  back.previous_quantity == e.previous_quantity &&
-                  str_same(back.order_id, e.order_id) &&
-                  str_same(back.command_id, e.command_id));
-        pn_event_release(&back);
+        event_decode_both(codec, out.data, out.len, &e);
+        damage_both(&g, codec, &out, event_damaged_both);
     }
     pn_buf_free(&out);
     pn_codec_free(codec);
@@ -307,19 +382,8 @@ static void test_outcomes_both_paths(void) {
         pn_outcome_record_t r = gen_outcome(&g);
         pn_buf_reset(&out);
         PN_REQUIRE(encode_both(codec, encode_outcome, &r, &out) == PN_ERR_OK);
-        pn_outcome_record_t back;
-        char errstr[ERRSZ] = "";
-        PN_REQUIRE(pn_codec_decode_outcome(codec, out.data, out.len, &back,
-                                           errstr, ERRSZ) == PN_ERR_OK);
-        const pn_outcome_t *a = &back.outcome, *b = &r.outcome;
-        PN_ASSERT(a->command_type == b->command_type &&
-                  a->status == b->status && a->reason == b->reason &&
-                  a->duplicate == b->duplicate && a->version == b->version &&
-                  a->on_hand == b->on_hand && a->reserved == b->reserved &&
-                  a->available == b->available &&
-                  str_same(back.order_id, r.order_id) &&
-                  back.at_ms == r.at_ms);
-        pn_outcome_record_release(&back);
+        outcome_decode_both(codec, out.data, out.len, &r);
+        damage_both(&g, codec, &out, outcome_damaged_both);
     }
     pn_buf_free(&out);
     pn_codec_free(codec);
@@ -463,8 +527,9 @@ static const pn_test_case_t path_cases[] = {
     {"our schemas have plans", test_plans_compiled},
     {"commands: same bytes, same values", test_commands_both_paths},
     {"commands: damaged input, same answer", test_command_damage_both_paths},
-    {"events: same bytes", test_events_both_paths},
-    {"outcomes: same bytes", test_outcomes_both_paths},
+    {"events: same bytes, same values, damaged input", test_events_both_paths},
+    {"outcomes: same bytes, same values, damaged input",
+     test_outcomes_both_paths},
     {"refusals: same errors, buffer kept", test_refusals_both_paths},
     {NULL, NULL}};
 
