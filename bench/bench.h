@@ -5,6 +5,9 @@
 
 int pn_bench_engine_main(int argc, char **argv);
 
+/* The codec's direct plans against Avro C's generic path (bench_codec.c). */
+int pn_bench_codec_main(int argc, char **argv);
+
 /* End to end against a real broker (bench_e2e.c), and the transactional
  * pass-through it starts as a process for its baseline (hidden). */
 int pn_bench_e2e_main(int argc, char **argv);

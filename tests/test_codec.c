@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "avro_alloc.h"
 #include "panther/codec.h"
@@ -1228,49 +1227,6 @@ static void test_snapshot_roundtrip(void) {
     pn_codec_free(codec);
 }
 
-/* --- cost ---------------------------------------------------------------------- */
-
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-/* Reports the cost of decode + encode of one command; fails only when it
- * is absurd (the sanitizer build is several times slower). */
-static void test_command_cost(void) {
-    pn_codec_t *codec = new_codec(NULL);
-    pn_command_t c = make_cmd(PN_CMD_RESERVE, true, 3), d;
-    pn_buf_t in, out;
-    char errstr[ERRSZ];
-    pn_buf_init(&in, 4096);
-    pn_buf_init(&out, 4096);
-    PN_REQUIRE_OK(pn_codec_encode_command(codec, &c, PN_FRAMING_PLAIN, 0, &in));
-    const int n = 200000;
-    double dec = 0, enc = 0;
-    for (int i = 0; i < n; i++) {
-        double t0 = now_ns();
-        pn_err_t err = decode(codec, in.data, in.len, &d, errstr);
-        double t1 = now_ns();
-        pn_buf_reset(&out);
-        err |= pn_codec_encode_command(codec, &d, PN_FRAMING_PLAIN, 0, &out);
-        double t2 = now_ns();
-        pn_command_release(&d);
-        if (err) {
-            PN_ASSERT(err == PN_ERR_OK);
-            break;
-        }
-        dec += t1 - t0;
-        enc += t2 - t1;
-    }
-    fprintf(stderr, "\n    command (%zu bytes): decode %.0f ns, encode %.0f ns\n",
-            in.len, dec / n, enc / n);
-    PN_ASSERT(dec / n < 50000 && enc / n < 50000);
-    pn_buf_free(&in);
-    pn_buf_free(&out);
-    pn_codec_free(codec);
-}
-
 static void test_bad_arguments(void) {
     pn_codec_t *codec = new_codec(NULL);
     pn_command_t d;
@@ -1311,7 +1267,6 @@ static const pn_test_case_t command_cases[] = {
     {"round trip of every variant and framing", test_command_roundtrip_all},
     {"plain UpdateInventory vs Confluent magic", test_plain_update_vs_confluent},
     {"bad arguments", test_bad_arguments},
-    {"cost of decode + encode", test_command_cost},
     {NULL, NULL}};
 
 static const pn_test_case_t evolution_cases[] = {
