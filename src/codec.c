@@ -353,20 +353,19 @@ pn_err_t pn_codec__read_plain(pn_codec_t *codec, pn_schema_id_t which,
         return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
                           "%s: no input", name);
     pn_codec_rec_t *rec = &codec->recs[which];
-    char why[256];
-    pn_err_t err = pn_codec__scan(rec->schema, data, len, 0, NULL, why,
-                                  sizeof why);
-    if (err)
-        return pn_err_set(errstr, errstr_size, err, "%s: %s", name, why);
     const pn_codec_plan_t *plan = slots ? pn_codec__plan(codec, which) : NULL;
     if (planned)
         *planned = plan != NULL;
     if (plan)
         return pn_codec__plan_decode(plan, data, len, slots)
                    ? PN_ERR_OK
-                   : pn_err_set(errstr, errstr_size, PN_ERR_INTERNAL,
-                                "%s: the validated record could not be read",
-                                name);
+                   : pn_codec__plan_refused(rec->schema, data, len, 0, name,
+                                            errstr, errstr_size);
+    char why[256];
+    pn_err_t err = pn_codec__scan(rec->schema, data, len, 0, NULL, why,
+                                  sizeof why);
+    if (err)
+        return pn_err_set(errstr, errstr_size, err, "%s: %s", name, why);
     return pn_codec__read_value(codec, &rec->value, data, len,
                                 PN_ERR_INTERNAL, errstr, errstr_size);
 }

@@ -32,6 +32,8 @@ typedef struct body {
     size_t start;
     bool scanned; /* already validated (plain fallback) */
     int64_t top_branch;
+    pn_codec_slot_t *slots; /* for our own schema's plan (the caller's) */
+    bool decoded;           /* slots already hold it (plain fallback) */
 } body_t;
 
 static uint64_t le64_read(const uint8_t *p) {
@@ -88,11 +90,19 @@ static pn_err_t frame_confluent(pn_codec_t *codec, const uint8_t *data,
 static pn_err_t frame_plain_update(pn_codec_t *codec, const uint8_t *data,
                                    size_t len, body_t *body, char *errstr,
                                    size_t errstr_size) {
-    char why[256];
-    pn_err_t err = pn_codec__scan(codec->recs[PN_SCHEMA_COMMAND].schema, data,
-                                  len, 0, &body->top_branch, why, sizeof why);
-    if (!err) {
-        *body = (body_t){codec->writers[0], 0, true, body->top_branch};
+    char why[256] = "";
+    pn_err_t err = PN_ERR_OK;
+    avro_schema_t ours = codec->recs[PN_SCHEMA_COMMAND].schema;
+    const pn_codec_plan_t *plan = pn_codec__plan(codec, PN_SCHEMA_COMMAND);
+    bool plain = plan ? pn_codec__plan_decode(plan, data, len, body->slots)
+                      : !(err = pn_codec__scan(ours, data, len, 0,
+                                               &body->top_branch, why,
+                                               sizeof why));
+    if (plain) {
+        body->writer = codec->writers[0];
+        body->start = 0;
+        body->scanned = !plan;
+        body->decoded = plan != NULL;
         return PN_ERR_OK;
     }
     if (len >= CONFLUENT_HEADER) {
@@ -107,6 +117,9 @@ static pn_err_t frame_plain_update(pn_codec_t *codec, const uint8_t *data,
             return pn_err_set(errstr, errstr_size, id_err, "command: %s",
                               id_why);
     }
+    if (plan)
+        return pn_codec__plan_refused(ours, data, len, 0, "command", errstr,
+                                      errstr_size);
     return pn_err_set(errstr, errstr_size, err, "command: %s", why);
 }
 
@@ -173,15 +186,11 @@ void pn_codec__plan_command(pn_codec_t *codec) {
         CMD_BRANCH);
 }
 
-/* Reads a validated body in our own schema straight into cmd. */
-static pn_err_t decode_planned(pn_codec_t *codec, const pn_codec_plan_t *plan,
-                               const uint8_t *data, size_t len,
-                               pn_command_t *cmd, char *errstr,
-                               size_t errstr_size) {
-    pn_codec_slot_t v[CMD__SLOTS] = {[CMD_QUANTITY] = {.null = true}};
-    if (!pn_codec__plan_decode(plan, data, len, v))
-        return pn_err_set(errstr, errstr_size, PN_ERR_INTERNAL,
-                          "command: the validated record could not be read");
+/* The command in the slots the plan read. Only the fields of its branch
+ * count: the other slots may hold what an earlier attempt read. */
+static pn_err_t command_from_slots(pn_codec_t *codec, const pn_codec_slot_t *v,
+                                   pn_command_t *cmd, char *errstr,
+                                   size_t errstr_size) {
     int64_t d = v[CMD_BRANCH].num;
     if (d < 0 || (size_t)d >= codec->n_branch_types ||
         codec->branch_type[d] == PN_CMD__COUNT)
@@ -190,7 +199,9 @@ static pn_err_t decode_planned(pn_codec_t *codec, const pn_codec_plan_t *plan,
                       .has_quantity = !v[CMD_QUANTITY].null,
                       .quantity = (int32_t)v[CMD_QUANTITY].num,
                       .at_ms = v[CMD_AT].num};
-    return finish_command(&c, v[CMD_ID].str, v[CMD_ORDER].str, v[CMD_SKU].str,
+    pn_str_t order = codec->cmd[c.type].order_id >= 0 ? v[CMD_ORDER].str
+                                                      : PN_STR_NULL;
+    return finish_command(&c, v[CMD_ID].str, order, v[CMD_SKU].str,
                           v[CMD_NODE].str, v[CMD_BY].str, cmd, errstr,
                           errstr_size);
 }
@@ -276,16 +287,23 @@ static pn_err_t decode_body(pn_codec_t *codec, const uint8_t *data,
                             size_t len, body_t *body, pn_command_t *cmd,
                             char *errstr, size_t errstr_size) {
     pn_codec_writer_t *w = body->writer;
+    const pn_codec_plan_t *plan =
+        w->ours ? pn_codec__plan(codec, PN_SCHEMA_COMMAND) : NULL;
+    if (plan) {
+        if (!body->decoded &&
+            !pn_codec__plan_decode(plan, data + body->start, len - body->start,
+                                   body->slots))
+            return pn_codec__plan_refused(w->schema, data, len, body->start,
+                                          "command", errstr, errstr_size);
+        return command_from_slots(codec, body->slots, cmd, errstr,
+                                  errstr_size);
+    }
     char why[256];
     pn_err_t err;
     if (!body->scanned &&
         (err = pn_codec__scan(w->schema, data, len, body->start,
                               &body->top_branch, why, sizeof why)))
         return pn_err_set(errstr, errstr_size, err, "command: %s", why);
-    const pn_codec_plan_t *plan = pn_codec__plan(codec, PN_SCHEMA_COMMAND);
-    if (w->ours && plan)
-        return decode_planned(codec, plan, data + body->start,
-                              len - body->start, cmd, errstr, errstr_size);
     if (w->ours)
         err = pn_codec__read_value(
             codec, &codec->recs[PN_SCHEMA_COMMAND].value, data + body->start,
@@ -311,7 +329,8 @@ pn_err_t pn_codec_decode_command(pn_codec_t *codec, const void *data,
     if (len == 0)
         return pn_err_set(errstr, errstr_size, PN_ERR_TRUNCATED,
                           "command: empty input");
-    body_t body = {.top_branch = -1};
+    pn_codec_slot_t slots[CMD__SLOTS] = {{.num = 0}};
+    body_t body = {.top_branch = -1, .slots = slots};
     pn_err_t err = select_framing(codec, data, len, &body, errstr,
                                   errstr_size);
     if (!err)

@@ -15,9 +15,10 @@
  * plan, and that record keeps Avro C's generic path. Tests run both paths
  * on random records and require the same bytes and the same values.
  *
- * Decoding by plan reads only input that pn_codec__scan() validated
- * against the same schema, so it needs no error paths of its own beyond a
- * final check that it ended where the scan did.
+ * Decoding by plan validates as it reads, by the rules of
+ * pn_codec__scan(), but only says yes or no: a record it refuses (rare)
+ * goes to the scanner, which says what is wrong and where. The tests and
+ * the fuzz target hold the two to the same answers.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@ struct pn_codec_step {
     uint8_t slot;
     uint8_t null_branch;  /* optional: the union's index of null */
     uint8_t value_branch; /* optional: and of the value */
+    int n_symbols;        /* ENUM: how many the schema has */
     pn_codec_plan_t *branches; /* RECORDS: one plan per branch, owned */
     size_t n_branches;
 };
@@ -108,6 +110,8 @@ static bool compile_optional(pn_codec_step_t *step, avro_schema_t u,
             scalar_class(other) == (int)cls) {
             step->kind = kind_of_class[cls];
             step->optional = true;
+            if (cls == PN_CODEC_CLASS_ENUM)
+                step->n_symbols = avro_schema_enum_number_of_symbols(other);
             step->null_branch = null_at;
             step->value_branch = (uint8_t)(1 - null_at);
             return true;
@@ -127,6 +131,8 @@ static bool compile_value(pn_codec_step_t *step, avro_schema_t s,
     if (scalar_class(s) != (int)bound->cls)
         return false;
     step->kind = kind_of_class[bound->cls];
+    if (bound->cls == PN_CODEC_CLASS_ENUM)
+        step->n_symbols = avro_schema_enum_number_of_symbols(s);
     return true;
 }
 
@@ -320,49 +326,67 @@ typedef struct take {
     pn_codec_slot_t *slots;
 } take_t;
 
-/* A varint the scan already checked: at most 10 bytes, inside the input. */
-static int64_t take_long(take_t *t) {
+/* A varint of at most max_bytes (5 for int, 10 for long) whose last byte
+ * carries no bits beyond the type's width, zigzag-decoded: the rules of
+ * pn_codec__scan(). */
+static bool take_varint(take_t *t, int max_bytes, int64_t *v) {
+    unsigned last_bits = max_bytes == 5 ? 4 : 1;
     uint64_t z = 0;
-    for (unsigned shift = 0; t->p < t->end && shift < 64; shift += 7) {
+    for (int i = 0;; i++) {
+        if (t->p == t->end)
+            return false;
         uint8_t byte = *t->p++;
-        z |= (uint64_t)(byte & 0x7f) << shift;
+        if (i == max_bytes - 1 && ((byte & 0x80) || (byte >> last_bits)))
+            return false;
+        z |= (uint64_t)(byte & 0x7f) << (7 * i);
         if (!(byte & 0x80))
             break;
     }
-    return (int64_t)((z >> 1) ^ (0 - (z & 1)));
+    *v = (int64_t)((z >> 1) ^ (0 - (z & 1)));
+    return true;
+}
+
+/* A union or branch index below n. */
+static bool take_index(take_t *t, size_t n, int64_t *v) {
+    return take_varint(t, 10, v) && *v >= 0 && (uint64_t)*v < n;
 }
 
 static bool take_plan(take_t *t, const pn_codec_plan_t *plan);
 
 static bool take_step(take_t *t, const pn_codec_step_t *s) {
     pn_codec_slot_t *v = &t->slots[s->slot];
-    v->null = s->optional && take_long(t) == s->null_branch;
+    int64_t branch;
+    if (s->optional && !take_index(t, 2, &branch))
+        return false;
+    v->null = s->optional && branch == s->null_branch;
     if (v->null) {
         v->str = PN_STR_NULL;
         return true;
     }
     switch (s->kind) {
     case STEP_STR: {
-        int64_t len = take_long(t);
-        if (len < 0 || len > t->end - t->p)
+        int64_t len;
+        if (!take_varint(t, 10, &len) || len < 0 || len > t->end - t->p ||
+            !pn_codec__valid_utf8(t->p, (size_t)len))
             return false;
         v->str = (pn_str_t){(const char *)t->p, (size_t)len};
         t->p += len;
         return true;
     }
     case STEP_BOOL:
-        if (t->p == t->end)
+        if (t->p == t->end || *t->p > 1)
             return false;
         v->num = *t->p++;
         return true;
     case STEP_INT:
+        return take_varint(t, 5, &v->num);
     case STEP_LONG:
+        return take_varint(t, 10, &v->num);
     case STEP_ENUM:
-        v->num = take_long(t);
-        return true;
+        return take_varint(t, 5, &v->num) && v->num >= 0 &&
+               v->num < s->n_symbols;
     case STEP_RECORDS:
-        v->num = take_long(t);
-        return v->num >= 0 && (size_t)v->num < s->n_branches &&
+        return take_index(t, s->n_branches, &v->num) &&
                take_plan(t, &s->branches[v->num]);
     }
     return false;
@@ -379,4 +403,18 @@ bool pn_codec__plan_decode(const pn_codec_plan_t *plan, const uint8_t *data,
                            size_t len, pn_codec_slot_t *slots) {
     take_t t = {data, data + len, slots};
     return take_plan(&t, plan) && t.p == t.end;
+}
+
+pn_err_t pn_codec__plan_refused(avro_schema_t schema, const uint8_t *data,
+                                size_t len, size_t start, const char *what,
+                                char *errstr, size_t errstr_size) {
+    char why[256];
+    pn_err_t err = pn_codec__scan(schema, data, len, start, NULL, why,
+                                  sizeof why);
+    if (err)
+        return pn_err_set(errstr, errstr_size, err, "%s: %s", what, why);
+    return pn_err_set(errstr, errstr_size, PN_ERR_INTERNAL,
+                      "%s: the direct plan refused a record that the "
+                      "validator accepts",
+                      what);
 }

@@ -152,11 +152,21 @@ pn_err_t pn_codec__plan_encode(const pn_codec_t *codec,
                                pn_buf_t *out);
 
 /**
- * Reads data, which pn_codec__scan() validated against the plan's schema,
- * into slots (strings view data). False if it does not end at len.
+ * Reads data into slots (strings view data), checking it by the rules of
+ * pn_codec__scan(): false for anything the scan would refuse, then ask
+ * pn_codec__plan_refused() why.
  */
 bool pn_codec__plan_decode(const pn_codec_plan_t *plan, const uint8_t *data,
                            size_t len, pn_codec_slot_t *slots);
+
+/**
+ * The error for bytes [start, len) of data that a plan of schema refused:
+ * the scan's code with "<what>: <the scan's reason>", or INTERNAL if the
+ * scan accepts them (the plan and the scan disagree: a bug).
+ */
+pn_err_t pn_codec__plan_refused(avro_schema_t schema, const uint8_t *data,
+                                size_t len, size_t start, const char *what,
+                                char *errstr, size_t errstr_size);
 
 struct pn_codec_s {
     size_t max_record_bytes;
@@ -203,6 +213,9 @@ struct pn_codec_s {
 pn_err_t pn_codec__scan(avro_schema_t schema, const uint8_t *data, size_t len,
                         size_t start, int64_t *top_branch, char *errstr,
                         size_t errstr_size);
+
+/** RFC 3629 UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
+bool pn_codec__valid_utf8(const uint8_t *p, size_t n);
 
 /* --- codec_writers.c ---------------------------------------------------- */
 

@@ -174,15 +174,20 @@ static pn_err_t extract_event_slots(pn_codec_t *codec,
     pn_event_t e = {.type = event_type_of(codec, (int)v[EV_BRANCH].num),
                     .version = v[EV_VERSION].num,
                     .at_ms = v[EV_AT].num,
-                    .quantity = (int32_t)v[EV_QUANTITY].num,
-                    .previous_quantity = v[EV_PREVIOUS].num};
+                    .quantity = (int32_t)v[EV_QUANTITY].num};
     if (e.type == PN_EVT__COUNT)
         return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
                           "InventoryEvent: reading decoded fields: no such "
                           "event type");
+    /* Only the fields of its branch count, as on Avro C's path. */
+    if (codec->event.types[e.type].previous_quantity >= 0)
+        e.previous_quantity = v[EV_PREVIOUS].num;
+    pn_str_t order = codec->event.types[e.type].order_id >= 0
+                         ? v[EV_ORDER].str
+                         : PN_STR_NULL;
     return finish_event(&e, v[EV_SKU].str, v[EV_NODE].str,
-                        v[EV_COMMAND_ID].str, v[EV_BY].str, v[EV_ORDER].str,
-                        ev, errstr, errstr_size);
+                        v[EV_COMMAND_ID].str, v[EV_BY].str, order, ev,
+                        errstr, errstr_size);
 }
 
 pn_err_t pn_codec_decode_event(pn_codec_t *codec, const void *data,

@@ -90,8 +90,7 @@ static pn_err_t scan_int(scan_t *s, int64_t *v) {
     return err;
 }
 
-/* RFC 3629 UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
-static bool valid_utf8(const uint8_t *p, size_t n) {
+bool pn_codec__valid_utf8(const uint8_t *p, size_t n) {
     size_t i = 0;
     while (i < n) {
         uint8_t c = p[i];
@@ -137,7 +136,7 @@ static pn_err_t scan_bytes(scan_t *s, bool utf8) {
                          "length %lld runs past the end of the input "
                          "(%zu bytes left)",
                          (long long)len, scan_left(s));
-    if (utf8 && !valid_utf8(s->p, (size_t)len))
+    if (utf8 && !pn_codec__valid_utf8(s->p, (size_t)len))
         return scan_fail(s, start, PN_ERR_MALFORMED,
                          "string is not valid UTF-8");
     s->p += len;
