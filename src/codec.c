@@ -11,6 +11,7 @@
 
 #include "avro_alloc.h"
 #include "codec_internal.h"
+#include "panther/log.h"
 
 static const char *const schema_names[PN_SCHEMA__COUNT] = {
     "Command", "InventoryEvent", "CommandOutcome", "InventorySnapshot"};
@@ -263,12 +264,32 @@ static pn_err_t init_io(pn_codec_t *codec, char *errstr, size_t errstr_size) {
                                  errstr_size);
 }
 
+/* A schema without a plan still works, on Avro C's slower path; it means
+ * schemas/ gained something the plans do not cover, which should show. */
+static void warn_unplanned(const pn_codec_t *codec) {
+    static const pn_schema_id_t planned[] = {
+        PN_SCHEMA_COMMAND, PN_SCHEMA_INVENTORY_EVENT,
+        PN_SCHEMA_COMMAND_OUTCOME};
+    for (size_t i = 0; i < sizeof planned / sizeof *planned; i++)
+        if (!codec->plans[planned[i]].steps)
+            pn_log_kv(PN_LOG_WARN,
+                      "codec: no direct plan for a schema; its records go "
+                      "through Avro C's generic values, which is slower",
+                      PN_LOG_STR("schema", schema_names[planned[i]]));
+}
+
 pn_err_t pn_codec_new(const pn_codec_config_t *conf, pn_codec_t **codecp,
                       char *errstr, size_t errstr_size) {
     if (!codecp)
         return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
                           "codec: no output handle");
     *codecp = NULL;
+    if (conf && conf->max_record_bytes > PN_CODEC_LIMIT_MAX_RECORD_BYTES)
+        return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
+                          "codec: a record limit of %zu bytes is over the "
+                          "largest allowed, %zu",
+                          conf->max_record_bytes,
+                          (size_t)PN_CODEC_LIMIT_MAX_RECORD_BYTES);
     pn_avro_alloc_install();
     pn_codec_t *codec = calloc(1, sizeof *codec);
     if (!codec)
@@ -291,6 +312,7 @@ pn_err_t pn_codec_new(const pn_codec_config_t *conf, pn_codec_t **codecp,
     pn_codec__plan_records(codec);
     pn_codec__plan_command(codec);
     codec->use_plans = true;
+    warn_unplanned(codec);
     *codecp = codec;
     return PN_ERR_OK;
 fail:
@@ -514,6 +536,8 @@ static int opt_field(avro_value_t *rec, int idx, bool is_null,
 
 int pn_codec__set_opt_str(pn_codec_t *codec, avro_value_t *rec, int idx,
                           pn_str_t s) {
+    if (!s.ptr && s.len)
+        return EINVAL; /* a length with no bytes is no null */
     avro_value_t b;
     int rc = opt_field(rec, idx, s.ptr == NULL, AVRO_STRING, &b);
     return rc || !s.ptr ? rc : set_string_value(codec, &b, s);

@@ -183,7 +183,7 @@ void pn_codec__plan_command(pn_codec_t *codec) {
     (void)pn_codec__plan_compile(
         &codec->plans[PN_SCHEMA_COMMAND], codec->recs[PN_SCHEMA_COMMAND].schema,
         command_bindings, sizeof command_bindings / sizeof *command_bindings,
-        CMD_BRANCH);
+        CMD__SLOTS, CMD_BRANCH);
 }
 
 /* The command in the slots the plan read. Only the fields of its branch

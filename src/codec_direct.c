@@ -48,11 +48,20 @@ struct pn_codec_step {
 
 /* --- compiling ------------------------------------------------------------ */
 
-static const pn_codec_binding_t *binding_of(const pn_codec_binding_t *b,
-                                            size_t n, const char *name) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(b[i].name, name) == 0)
-            return &b[i];
+/* What a compilation binds with. Slots are < 64, so a path's slots fit a
+ * mask: no slot is bound twice on one path from the root (one slot read by
+ * two fields would carry one value into both). */
+typedef struct compile {
+    const pn_codec_binding_t *b;
+    size_t nb;
+    size_t n_slots;
+} compile_t;
+
+static const pn_codec_binding_t *binding_of(const compile_t *c,
+                                            const char *name) {
+    for (size_t i = 0; i < c->nb; i++)
+        if (strcmp(c->b[i].name, name) == 0)
+            return &c->b[i];
     return NULL;
 }
 
@@ -77,23 +86,22 @@ static int scalar_class(avro_schema_t s) {
 static const step_kind_t kind_of_class[] = {
     [PN_CODEC_CLASS_STR] = STEP_STR,   [PN_CODEC_CLASS_INT] = STEP_INT,
     [PN_CODEC_CLASS_LONG] = STEP_LONG, [PN_CODEC_CLASS_BOOL] = STEP_BOOL,
-    [PN_CODEC_CLASS_ENUM] = STEP_ENUM};
+    [PN_CODEC_CLASS_ENUM] = STEP_ENUM, [PN_CODEC_CLASS_RECORDS] = STEP_RECORDS};
 
 static bool compile_record(pn_codec_plan_t *plan, avro_schema_t record,
-                           const pn_codec_binding_t *b, size_t nb);
+                           const compile_t *c, uint64_t used);
 
 /* A union whose every branch is a record, each compiled to a plan. */
 static bool compile_records(pn_codec_step_t *step, avro_schema_t u,
-                            const pn_codec_binding_t *b, size_t nb) {
+                            const compile_t *c, uint64_t used) {
     size_t n = avro_schema_union_size(u);
-    step->kind = STEP_RECORDS;
     step->branches = calloc(n ? n : 1, sizeof *step->branches);
     if (!step->branches)
         return false;
     step->n_branches = n;
     for (size_t i = 0; i < n; i++) {
         avro_schema_t r = avro_schema_union_branch(u, (int)i);
-        if (!is_avro_record(r) || !compile_record(&step->branches[i], r, b, nb))
+        if (!is_avro_record(r) || !compile_record(&step->branches[i], r, c, used))
             return false;
     }
     return true;
@@ -108,7 +116,6 @@ static bool compile_optional(pn_codec_step_t *step, avro_schema_t u,
         avro_schema_t other = avro_schema_union_branch(u, 1 - null_at);
         if (avro_typeof(avro_schema_union_branch(u, null_at)) == AVRO_NULL &&
             scalar_class(other) == (int)cls) {
-            step->kind = kind_of_class[cls];
             step->optional = true;
             if (cls == PN_CODEC_CLASS_ENUM)
                 step->n_symbols = avro_schema_enum_number_of_symbols(other);
@@ -121,23 +128,27 @@ static bool compile_optional(pn_codec_step_t *step, avro_schema_t u,
 }
 
 static bool compile_value(pn_codec_step_t *step, avro_schema_t s,
-                          const pn_codec_binding_t *bound,
-                          const pn_codec_binding_t *b, size_t nb) {
+                          const pn_codec_binding_t *bound, const compile_t *c,
+                          uint64_t *used) {
+    if (bound->slot >= c->n_slots || bound->slot >= 64 ||
+        (*used >> bound->slot) & 1)
+        return false;
+    *used |= (uint64_t)1 << bound->slot;
     step->slot = bound->slot;
+    step->kind = kind_of_class[bound->cls];
     if (bound->cls == PN_CODEC_CLASS_RECORDS)
-        return is_avro_union(s) && compile_records(step, s, b, nb);
+        return is_avro_union(s) && compile_records(step, s, c, *used);
     if (is_avro_union(s))
         return compile_optional(step, s, bound->cls);
     if (scalar_class(s) != (int)bound->cls)
         return false;
-    step->kind = kind_of_class[bound->cls];
     if (bound->cls == PN_CODEC_CLASS_ENUM)
         step->n_symbols = avro_schema_enum_number_of_symbols(s);
     return true;
 }
 
 static bool compile_record(pn_codec_plan_t *plan, avro_schema_t record,
-                           const pn_codec_binding_t *b, size_t nb) {
+                           const compile_t *c, uint64_t used) {
     size_t n = avro_schema_record_size(record);
     plan->steps = calloc(n ? n : 1, sizeof *plan->steps);
     if (!plan->steps)
@@ -145,11 +156,11 @@ static bool compile_record(pn_codec_plan_t *plan, avro_schema_t record,
     plan->n = n;
     for (size_t i = 0; i < n; i++) {
         const pn_codec_binding_t *bound =
-            binding_of(b, nb, avro_schema_record_field_name(record, (int)i));
+            binding_of(c, avro_schema_record_field_name(record, (int)i));
         if (!bound ||
             !compile_value(&plan->steps[i],
                            avro_schema_record_field_get_by_index(record, (int)i),
-                           bound, b, nb))
+                           bound, c, &used))
             return false;
     }
     return true;
@@ -170,19 +181,21 @@ void pn_codec__plan_free(pn_codec_plan_t *plan) {
 
 bool pn_codec__plan_compile(pn_codec_plan_t *plan, avro_schema_t schema,
                             const pn_codec_binding_t *bindings,
-                            size_t n_bindings, uint8_t root_slot) {
+                            size_t n_bindings, size_t n_slots,
+                            uint8_t root_slot) {
     memset(plan, 0, sizeof *plan);
+    compile_t c = {bindings, n_bindings, n_slots};
     bool ok;
     if (is_avro_record(schema)) {
-        ok = compile_record(plan, schema, bindings, n_bindings);
+        ok = compile_record(plan, schema, &c, 0);
     } else {
         /* A top-level union of records (Command): one step, no name. */
         pn_codec_binding_t root = {"", root_slot, PN_CODEC_CLASS_RECORDS};
+        uint64_t used = 0;
         plan->steps = calloc(1, sizeof *plan->steps);
         plan->n = plan->steps ? 1 : 0;
         ok = plan->steps &&
-             compile_value(&plan->steps[0], schema, &root, bindings,
-                           n_bindings);
+             compile_value(&plan->steps[0], schema, &root, &c, &used);
     }
     if (!ok)
         pn_codec__plan_free(plan);
@@ -209,8 +222,9 @@ static size_t long_size(int64_t v) {
     return (bits + 6) / 7; /* 7 bits a byte */
 }
 
-/* Whether a step's value is null, and whether its schema can hold that.
- * A plain string field writes a null view as "", as Avro C does. */
+/* Whether a step's value is null, and whether its schema can hold that
+ * (and a view has bytes if it has a length). A plain string field writes
+ * a null view as "", as Avro C does. */
 static int step_null(const pn_codec_step_t *s, const pn_codec_slot_t *v,
                      bool *is_null) {
     *is_null = s->kind == STEP_STR ? s->optional && !v->str.ptr : v->null;
@@ -225,7 +239,8 @@ static int step_null(const pn_codec_step_t *s, const pn_codec_slot_t *v,
  * that one was 40 % slower per record, its output pointer reloaded
  * around every copy. */
 static int measure_plan(const pn_codec_plan_t *plan,
-                        const pn_codec_slot_t *slots, size_t *size) {
+                        const pn_codec_slot_t *slots, size_t limit,
+                        size_t *size) {
     for (size_t i = 0; i < plan->n; i++) {
         const pn_codec_step_t *s = &plan->steps[i];
         const pn_codec_slot_t *v = &slots[s->slot];
@@ -233,6 +248,13 @@ static int measure_plan(const pn_codec_plan_t *plan,
         int rc = step_null(s, v, &is_null);
         if (rc)
             return rc;
+        /* A string past the record limit fails where it stands, as Avro
+         * C's path fails copying it; the total is checked after. */
+        if (s->kind == STEP_STR && !is_null && v->str.len > limit)
+            return E2BIG;
+        if (s->kind == STEP_INT && !is_null &&
+            (v->num < INT32_MIN || v->num > INT32_MAX))
+            return EINVAL;
         if (s->optional)
             *size += 1; /* a branch index of 0 or 1 */
         if (is_null)
@@ -253,7 +275,7 @@ static int measure_plan(const pn_codec_plan_t *plan,
             if (v->num < 0 || (size_t)v->num >= s->n_branches)
                 return EINVAL;
             *size += long_size(v->num);
-            rc = measure_plan(&s->branches[v->num], slots, size);
+            rc = measure_plan(&s->branches[v->num], slots, limit, size);
             if (rc)
                 return rc;
             break;
@@ -304,7 +326,7 @@ pn_err_t pn_codec__plan_encode(const pn_codec_t *codec,
                                const uint8_t *prefix, size_t prefix_len,
                                pn_buf_t *out) {
     size_t size = 0;
-    int rc = measure_plan(plan, slots, &size);
+    int rc = measure_plan(plan, slots, codec->max_record_bytes, &size);
     if (rc)
         return pn_codec__errno(rc);
     uint8_t *body;
@@ -313,7 +335,7 @@ pn_err_t pn_codec__plan_encode(const pn_codec_t *codec,
     if (err)
         return err;
     if ((size_t)(write_plan(plan, slots, body) - body) != size)
-        return PN_ERR_INTERNAL;
+        abort(); /* the write went past the room made for it: no way on */
     out->len += prefix_len + size;
     return PN_ERR_OK;
 }
@@ -355,7 +377,7 @@ static bool take_plan(take_t *t, const pn_codec_plan_t *plan);
 
 static bool take_step(take_t *t, const pn_codec_step_t *s) {
     pn_codec_slot_t *v = &t->slots[s->slot];
-    int64_t branch;
+    int64_t branch = -1;
     if (s->optional && !take_index(t, 2, &branch))
         return false;
     v->null = s->optional && branch == s->null_branch;

@@ -127,23 +127,31 @@ typedef struct pn_codec_plan {
     size_t n;
 } pn_codec_plan_t;
 
+/** root_slot of a schema that is a record. */
+#define PN_CODEC_NO_SLOT UINT8_MAX
+
 /**
  * Compiles schema (a record, or a union of records whose branch goes to
- * root_slot) to a plan. False, with *plan empty, when a field has no
- * binding, a type does not fit its binding's class, or memory runs out:
- * the caller then keeps Avro C's generic path for this schema.
+ * root_slot) to a plan over slot arrays of n_slots (at most 64). False,
+ * with *plan empty, when a field has no binding, a type does not fit its
+ * binding's class, a slot is out of range or bound twice on one path, or
+ * memory runs out: the caller then keeps Avro C's generic path.
  */
 bool pn_codec__plan_compile(pn_codec_plan_t *plan, avro_schema_t schema,
                             const pn_codec_binding_t *bindings,
-                            size_t n_bindings, uint8_t root_slot);
+                            size_t n_bindings, size_t n_slots,
+                            uint8_t root_slot);
 
 /** Frees a plan's steps. NULL-safe, and safe on an empty plan. */
 void pn_codec__plan_free(pn_codec_plan_t *plan);
 
 /**
  * Appends prefix + the binary encoding of slots to out, all or nothing.
- * INVALID_ARG for a null where the schema has none (or a bad branch),
- * TOO_LARGE past the codec's record limit or out's own.
+ * INVALID_ARG for a null where the schema has none, a string view with a
+ * length and no bytes, an int out of its range or a bad branch; TOO_LARGE
+ * past the codec's record limit or out's own. The first field at fault
+ * decides, as on Avro C's path. The slots' strings must not point into
+ * out: out may move before they are copied.
  */
 pn_err_t pn_codec__plan_encode(const pn_codec_t *codec,
                                const pn_codec_plan_t *plan,

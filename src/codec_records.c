@@ -250,11 +250,13 @@ void pn_codec__plan_records(pn_codec_t *codec) {
     (void)pn_codec__plan_compile(
         &codec->plans[PN_SCHEMA_INVENTORY_EVENT],
         codec->recs[PN_SCHEMA_INVENTORY_EVENT].schema, event_bindings,
-        sizeof event_bindings / sizeof *event_bindings, 0);
+        sizeof event_bindings / sizeof *event_bindings, EV__SLOTS,
+        PN_CODEC_NO_SLOT);
     (void)pn_codec__plan_compile(
         &codec->plans[PN_SCHEMA_COMMAND_OUTCOME],
         codec->recs[PN_SCHEMA_COMMAND_OUTCOME].schema, outcome_bindings,
-        sizeof outcome_bindings / sizeof *outcome_bindings, 0);
+        sizeof outcome_bindings / sizeof *outcome_bindings, OUT__SLOTS,
+        PN_CODEC_NO_SLOT);
 }
 
 static pn_err_t encode_outcome_planned(pn_codec_t *codec,

@@ -28,20 +28,34 @@ static pn_codec_t *new_codec(size_t max_record_bytes) {
 /* One draw per statement: C leaves the order of two calls in one
  * expression open, and a seed must give the same records on every build. */
 
+#define TEXT_MAX 20000
+
 typedef struct gen {
     uint64_t rng;
-    char text[8][96]; /* backing for the strings of one record */
+    char text[8][TEXT_MAX]; /* backing for the strings of one record */
     int used;
 } gen_t;
 
 static uint64_t below(gen_t *g, uint64_t n) { return pn_test_rand(&g->rng) % n; }
 
-/* A string of 0 to 90 bytes: ASCII, or two- and three-byte UTF-8. */
+/* A string of 0 to 90 bytes, now and then of up to 20,000 (a length of
+ * three varint bytes): ASCII with NUL, two-, three- and four-byte UTF-8. */
 static pn_str_t gen_str(gen_t *g) {
     char *t = g->text[g->used++ % 8];
-    size_t len = 0, want = below(g, 4) == 0 ? below(g, 3) : below(g, 88);
+    size_t want;
+    switch (below(g, 40)) {
+    case 0:
+        want = below(g, TEXT_MAX - 4);
+        break;
+    case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 8: case 9:
+        want = below(g, 3);
+        break;
+    default:
+        want = below(g, 88);
+    }
+    size_t len = 0;
     while (len < want) {
-        switch (below(g, 6)) {
+        switch (below(g, 8)) {
         case 0:
             memcpy(t + len, "\xc3\xa9", 2);
             len += 2;
@@ -49,6 +63,13 @@ static pn_str_t gen_str(gen_t *g) {
         case 1:
             memcpy(t + len, "\xe2\x82\xac", 3);
             len += 3;
+            break;
+        case 2:
+            memcpy(t + len, "\xf0\x9f\x90\x86", 4); /* U+1F406 */
+            len += 4;
+            break;
+        case 3:
+            t[len++] = '\0';
             break;
         default:
             t[len++] = (char)(' ' + below(g, 95));
@@ -129,7 +150,7 @@ static pn_outcome_record_t gen_outcome(gen_t *g) {
     o->status = below(g, 2) ? PN_STATUS_ACCEPTED : PN_STATUS_REJECTED;
     o->reason = o->status == PN_STATUS_ACCEPTED
                     ? PN_REASON_NONE
-                    : (pn_reason_t)(1 + below(g, PN_REASON__COUNT - 1));
+                    : (pn_reason_t)below(g, PN_REASON__COUNT);
     o->duplicate = below(g, 2);
     o->version = gen_long(g);
     o->on_hand = gen_long(g);
@@ -150,6 +171,21 @@ static pn_err_t encode_command(pn_codec_t *codec, const void *record,
     return pn_codec_encode_command(codec, record, PN_FRAMING_PLAIN, 0, out);
 }
 
+static pn_err_t encode_confluent(pn_codec_t *codec, const void *record,
+                                 pn_buf_t *out) {
+    return pn_codec_encode_command(codec, record, PN_FRAMING_CONFLUENT, 7,
+                                   out);
+}
+
+static pn_err_t encode_single_object(pn_codec_t *codec, const void *record,
+                                     pn_buf_t *out) {
+    return pn_codec_encode_command(codec, record, PN_FRAMING_SINGLE_OBJECT,
+                                   0, out);
+}
+
+static const encode_fn command_framings[] = {
+    encode_command, encode_confluent, encode_single_object};
+
 static pn_err_t encode_event(pn_codec_t *codec, const void *record,
                              pn_buf_t *out) {
     return pn_codec_encode_event(codec, record, out);
@@ -160,11 +196,18 @@ static pn_err_t encode_outcome(pn_codec_t *codec, const void *record,
     return pn_codec_encode_outcome_record(codec, record, out);
 }
 
+static unsigned encodings; /* every other one gives Avro C room at once */
+
 static pn_err_t encode_both(pn_codec_t *codec, encode_fn encode,
                             const void *record, pn_buf_t *planned) {
     pn_buf_t generic;
     size_t start = planned->len; /* the bytes before are not ours */
     pn_buf_init(&generic, planned->max - start);
+    /* Room up front takes Avro C's one-pass write, none its sizing pass. */
+    if (encodings++ % 2 && generic.max >= 64)
+        PN_REQUIRE(pn_buf_reserve(&generic, generic.max < 65536
+                                                ? generic.max
+                                                : 65536) == PN_ERR_OK);
     pn_codec__use_plans(codec, true);
     pn_err_t err = encode(codec, record, planned);
     pn_codec__use_plans(codec, false);
@@ -234,17 +277,13 @@ static void test_commands_both_paths(void) {
     pn_buf_init(&out, 1 << 20);
     for (int i = 0; i < RECORDS; i++) {
         pn_command_t c = gen_command(&g);
-        pn_framing_t framing = (pn_framing_t)below(&g, 3);
+        size_t framing = below(&g, 3);
         pn_buf_reset(&out);
-        PN_REQUIRE(encode_both(codec, encode_command, &c, &out) == PN_ERR_OK);
-        decode_both(codec, out.data, out.len, &c);
-        /* The framings only add a header; decoding must not care. */
-        if (framing == PN_FRAMING_SINGLE_OBJECT) {
-            pn_buf_reset(&out);
-            PN_REQUIRE(pn_codec_encode_command(codec, &c, framing, 0, &out) ==
-                       PN_ERR_OK);
+        PN_REQUIRE(encode_both(codec, command_framings[framing], &c, &out) ==
+                   PN_ERR_OK);
+        /* Confluent ids need a registry; the other two decode alone. */
+        if (framing != 1)
             decode_both(codec, out.data, out.len, &c);
-        }
     }
     pn_buf_free(&out);
     pn_codec_free(codec);
@@ -254,7 +293,7 @@ static void test_commands_both_paths(void) {
  * of both paths must answer both alike. */
 static void damage_both(gen_t *g, pn_codec_t *codec, const pn_buf_t *good,
                         void (*both)(pn_codec_t *, const uint8_t *, size_t)) {
-    uint8_t damaged[1024];
+    static uint8_t damaged[8 * TEXT_MAX];
     PN_REQUIRE(good->len <= sizeof damaged);
     memcpy(damaged, good->data, good->len);
     size_t at = below(g, good->len);
@@ -427,6 +466,120 @@ static void test_refusals_both_paths(void) {
                      PN_ERR_TOO_LARGE);
     PN_ASSERT_EQ_INT(small.len, 0);
     pn_buf_free(&small);
+
+    /* An optional string with a length and no bytes is not a null. */
+    pn_outcome_record_t r = gen_outcome(&g);
+    r.order_id = (pn_str_t){NULL, 3};
+    PN_ASSERT_EQ_INT(encode_both(codec, encode_outcome, &r, &out),
+                     PN_ERR_INVALID_ARG);
+    pn_buf_free(&out);
+    pn_codec_free(codec);
+}
+
+/* Two faults in one record: the first field at fault decides, on both
+ * paths (an id past the limit comes before a missing quantity). */
+static void test_first_fault_decides(void) {
+    pn_codec_t *codec = new_codec(200);
+    pn_buf_t out;
+    pn_buf_init(&out, 1 << 20);
+    char big[250];
+    memset(big, 'i', sizeof big);
+    pn_command_t c = {.type = PN_CMD_RESERVE,
+                      .id = {big, sizeof big},
+                      .order_id = pn_str_c("o"),
+                      .sku_id = pn_str_c("s"),
+                      .node_id = pn_str_c("n"),
+                      .by = pn_str_c("b"),
+                      .has_quantity = false};
+    PN_ASSERT_EQ_INT(encode_both(codec, encode_command, &c, &out),
+                     PN_ERR_TOO_LARGE);
+    c.id = pn_str_c("i");
+    c.by = (pn_str_t){big, sizeof big}; /* now the quantity comes first */
+    PN_ASSERT_EQ_INT(encode_both(codec, encode_command, &c, &out),
+                     PN_ERR_INVALID_ARG);
+    pn_buf_free(&out);
+    pn_codec_free(codec);
+}
+
+/* A record exactly at the codec's limit is written, one byte over is
+ * not, the framing's header counted in; a limit below the header takes
+ * nothing. The same on both paths. */
+static void test_limit_edges(void) {
+    gen_t g = {.rng = 0x5eed06};
+    pn_command_t c = gen_command(&g);
+    pn_buf_t out;
+    pn_buf_init(&out, 1 << 20);
+    pn_codec_t *codec = new_codec(0);
+    PN_REQUIRE(pn_codec_encode_command(codec, &c, PN_FRAMING_PLAIN, 0, &out) ==
+               PN_ERR_OK);
+    size_t body = out.len;
+    pn_codec_free(codec);
+    static const size_t header[3] = {0, 5, 10};
+    for (size_t f = 0; f < 3; f++) {
+        for (size_t over = 0; over < 2; over++) {
+            codec = new_codec(body + header[f] - over);
+            pn_buf_reset(&out);
+            PN_ASSERT_EQ_INT(encode_both(codec, command_framings[f], &c, &out),
+                             over ? PN_ERR_TOO_LARGE : PN_ERR_OK);
+            PN_ASSERT_EQ_INT(out.len, over ? 0 : body + header[f]);
+            pn_codec_free(codec);
+        }
+        if (header[f] == 0)
+            continue;
+        codec = new_codec(header[f] - 1);
+        pn_buf_reset(&out);
+        PN_ASSERT_EQ_INT(encode_both(codec, command_framings[f], &c, &out),
+                         PN_ERR_TOO_LARGE);
+        PN_ASSERT_EQ_INT(out.len, 0);
+        pn_codec_free(codec);
+    }
+    pn_buf_free(&out);
+    pn_codec_t *none = NULL;
+    char errstr[ERRSZ] = "";
+    pn_codec_config_t conf = {.max_record_bytes = SIZE_MAX};
+    PN_ASSERT_EQ_INT(pn_codec_new(&conf, &none, errstr, ERRSZ),
+                     PN_ERR_INVALID_ARG);
+    PN_ASSERT(none == NULL && strstr(errstr, "record limit") != NULL);
+}
+
+/* CommandOutcome's bytes, written out by hand from the schema: an oracle
+ * that owes nothing to either path. */
+static void test_outcome_golden_bytes(void) {
+    pn_codec_t *codec = new_codec(0);
+    pn_outcome_record_t r = {.command_id = pn_str_c("c1"),
+                             .order_id = pn_str_c("o"),
+                             .sku_id = pn_str_c("s"),
+                             .node_id = pn_str_c("n"),
+                             .at_ms = 1000};
+    r.outcome = (pn_outcome_t){.command_type = PN_CMD_RESERVE,
+                               .status = PN_STATUS_REJECTED,
+                               .reason = PN_REASON_INSUFFICIENT_INVENTORY,
+                               .duplicate = true,
+                               .version = 3,
+                               .on_hand = -1,
+                               .reserved = 64,
+                               .available = 0};
+    static const uint8_t expected[] = {
+        0x04, 'c', '1',   /* commandId */
+        0x02,             /* commandType RESERVE (1) */
+        0x02, 0x02, 'o',  /* orderId: branch 1, "o" */
+        0x02, 's',        /* skuId */
+        0x02, 'n',        /* fulfillmentNodeId */
+        0x02,             /* status REJECTED (1) */
+        0x02, 0x00,       /* reason: branch 1, INSUFFICIENT_INVENTORY (0) */
+        0x01,             /* duplicate */
+        0x06,             /* version 3 */
+        0x01,             /* onHand -1 */
+        0x80, 0x01,       /* reserved 64 */
+        0x00,             /* available 0 */
+        0xd0, 0x0f};      /* at 1000 */
+    pn_buf_t out;
+    pn_buf_init(&out, 256);
+    PN_REQUIRE(encode_both(codec, encode_outcome, &r, &out) == PN_ERR_OK);
+    PN_ASSERT_EQ_INT(out.len, sizeof expected);
+    PN_ASSERT(out.len == sizeof expected &&
+              memcmp(out.data, expected, sizeof expected) == 0);
+    outcome_decode_both(codec, expected, sizeof expected, &r);
     pn_buf_free(&out);
     pn_codec_free(codec);
 }
@@ -444,7 +597,7 @@ static avro_schema_t parse(const char *json) {
 static bool compiles(const char *json, const pn_codec_binding_t *b, size_t n,
                      pn_codec_plan_t *plan) {
     avro_schema_t s = parse(json);
-    bool ok = pn_codec__plan_compile(plan, s, b, n, S_BRANCH);
+    bool ok = pn_codec__plan_compile(plan, s, b, n, S__COUNT, S_BRANCH);
     avro_schema_decref(s);
     return ok;
 }
@@ -478,6 +631,32 @@ static void test_compiler_refuses(void) {
     PN_ASSERT(!compiles("{\"type\":\"record\",\"name\":\"R\",\"fields\":["
                         "{\"name\":\"a\",\"type\":\"bytes\"}]}",
                         str_a, 1, &plan));
+    /* A slot past the caller's array, or one bound twice on a path. */
+    static const pn_codec_binding_t far[] = {{"a", S__COUNT, PN_CODEC_CLASS_STR}};
+    PN_ASSERT(!compiles("{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                        "{\"name\":\"a\",\"type\":\"string\"}]}",
+                        far, 1, &plan));
+    static const pn_codec_binding_t twice[] = {
+        {"a", S_A, PN_CODEC_CLASS_STR}, {"b", S_A, PN_CODEC_CLASS_STR}};
+    PN_ASSERT(!compiles("{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                        "{\"name\":\"a\",\"type\":\"string\"},"
+                        "{\"name\":\"b\",\"type\":\"string\"}]}",
+                        twice, 2, &plan));
+    static const pn_codec_binding_t nested[] = {
+        {"a", S_A, PN_CODEC_CLASS_STR}, {"u", S_BRANCH, PN_CODEC_CLASS_RECORDS}};
+    PN_ASSERT(!compiles("{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                        "{\"name\":\"a\",\"type\":\"string\"},"
+                        "{\"name\":\"u\",\"type\":[{\"type\":\"record\","
+                        "\"name\":\"In\",\"fields\":[{\"name\":\"a\","
+                        "\"type\":\"string\"}]}]}]}",
+                        nested, 2, &plan));
+    /* Two branches may each use a slot: they are different paths. */
+    PN_ASSERT(compiles("[{\"type\":\"record\",\"name\":\"X\",\"fields\":["
+                       "{\"name\":\"a\",\"type\":\"string\"}]},"
+                       "{\"type\":\"record\",\"name\":\"Y\",\"fields\":["
+                       "{\"name\":\"a\",\"type\":\"string\"}]}]",
+                       str_a, 1, &plan));
+    pn_codec__plan_free(&plan);
     /* A union of records with a branch that is not one. */
     static const pn_codec_binding_t in_records[] = {
         {"a", S_A, PN_CODEC_CLASS_STR}};
@@ -531,6 +710,9 @@ static const pn_test_case_t path_cases[] = {
     {"outcomes: same bytes, same values, damaged input",
      test_outcomes_both_paths},
     {"refusals: same errors, buffer kept", test_refusals_both_paths},
+    {"two faults: the first decides", test_first_fault_decides},
+    {"the record limit's edges, with each framing", test_limit_edges},
+    {"outcome golden bytes", test_outcome_golden_bytes},
     {NULL, NULL}};
 
 static const pn_test_case_t compiler_cases[] = {

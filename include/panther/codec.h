@@ -71,12 +71,14 @@ typedef pn_err_t (*pn_schema_lookup_fn)(void *opaque, int32_t schema_id,
                                         size_t errstr_size);
 
 typedef struct pn_codec_config {
-    size_t max_record_bytes;     /* 0 = default, 1 MiB; decode and encode */
+    size_t max_record_bytes;     /* 0 = default, 1 MiB; decode and encode;
+                                    at most PN_CODEC_LIMIT_MAX_RECORD_BYTES */
     pn_schema_lookup_fn lookup;  /* may be NULL: Confluent ids unknown */
     void *lookup_opaque;
 } pn_codec_config_t;
 
 #define PN_CODEC_DEFAULT_MAX_RECORD_BYTES (1024u * 1024u)
+#define PN_CODEC_LIMIT_MAX_RECORD_BYTES ((size_t)1 << 30)
 
 /** Parses the embedded schemas. *codecp is owned by the caller. */
 PN_MUST_CHECK pn_err_t pn_codec_new(const pn_codec_config_t *conf,
