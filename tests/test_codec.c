@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "avro_alloc.h"
+#include "codec_same.h"
 #include "panther/codec.h"
 #include "pn_test.h"
 
@@ -69,17 +70,13 @@ static pn_command_t make_cmd(pn_command_type_t type, bool has_q, int32_t q) {
     return c;
 }
 
-static bool str_same(pn_str_t a, pn_str_t b) {
-    return (a.ptr == NULL) == (b.ptr == NULL) && pn_str_eq(a, b);
-}
-
 static void assert_cmd_eq(const pn_command_t *a, const pn_command_t *b) {
     PN_ASSERT_EQ_INT(a->type, b->type);
-    PN_ASSERT(str_same(a->id, b->id));
-    PN_ASSERT(str_same(a->order_id, b->order_id));
-    PN_ASSERT(str_same(a->sku_id, b->sku_id));
-    PN_ASSERT(str_same(a->node_id, b->node_id));
-    PN_ASSERT(str_same(a->by, b->by));
+    PN_ASSERT(pn_same_str(a->id, b->id));
+    PN_ASSERT(pn_same_str(a->order_id, b->order_id));
+    PN_ASSERT(pn_same_str(a->sku_id, b->sku_id));
+    PN_ASSERT(pn_same_str(a->node_id, b->node_id));
+    PN_ASSERT(pn_same_str(a->by, b->by));
     PN_ASSERT_EQ_INT(a->has_quantity, b->has_quantity);
     if (a->has_quantity && b->has_quantity)
         PN_ASSERT_EQ_INT(a->quantity, b->quantity);
@@ -1061,9 +1058,9 @@ static void test_event_golden_and_roundtrip(void) {
                                              errstr, ERRSZ);
         PN_ASSERT_(err == PN_ERR_OK, CU_TRUE, "%.200s", errstr);
         PN_ASSERT_EQ_INT(d.type, t);
-        PN_ASSERT(str_same(d.sku_id, e.sku_id) && str_same(d.node_id, e.node_id));
-        PN_ASSERT(str_same(d.command_id, e.command_id) && str_same(d.by, e.by));
-        PN_ASSERT(str_same(d.order_id, e.order_id));
+        PN_ASSERT(pn_same_str(d.sku_id, e.sku_id) && pn_same_str(d.node_id, e.node_id));
+        PN_ASSERT(pn_same_str(d.command_id, e.command_id) && pn_same_str(d.by, e.by));
+        PN_ASSERT(pn_same_str(d.order_id, e.order_id));
         PN_ASSERT_EQ_INT(d.version, e.version);
         PN_ASSERT_EQ_INT(d.quantity, e.quantity);
         PN_ASSERT_EQ_INT(d.previous_quantity, e.previous_quantity);
@@ -1096,10 +1093,10 @@ static void check_outcome_roundtrip(pn_codec_t *codec,
     PN_ASSERT_EQ_INT(a->on_hand, b->on_hand);
     PN_ASSERT_EQ_INT(a->reserved, b->reserved);
     PN_ASSERT_EQ_INT(a->available, b->available);
-    PN_ASSERT(str_same(d.command_id, rec->command_id));
-    PN_ASSERT(str_same(d.order_id, rec->order_id));
-    PN_ASSERT(str_same(d.sku_id, rec->sku_id));
-    PN_ASSERT(str_same(d.node_id, rec->node_id));
+    PN_ASSERT(pn_same_str(d.command_id, rec->command_id));
+    PN_ASSERT(pn_same_str(d.order_id, rec->order_id));
+    PN_ASSERT(pn_same_str(d.sku_id, rec->sku_id));
+    PN_ASSERT(pn_same_str(d.node_id, rec->node_id));
     PN_ASSERT_EQ_INT(d.at_ms, rec->at_ms);
     pn_outcome_record_release(&d);
     for (size_t n = 0; n < out.len; n++)
@@ -1145,7 +1142,7 @@ static void test_outcome_roundtrip(void) {
     PN_REQUIRE_OK(pn_codec_decode_outcome(codec, out.data, out.len, &d, errstr,
                                           ERRSZ));
     PN_ASSERT(d.order_id.ptr == NULL);
-    PN_ASSERT(str_same(d.command_id, c.id) && d.at_ms == c.at_ms);
+    PN_ASSERT(pn_same_str(d.command_id, c.id) && d.at_ms == c.at_ms);
     pn_outcome_record_release(&d);
     /* An enum index out of range (commandType follows the commandId). */
     uint8_t bad[256];

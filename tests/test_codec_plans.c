@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "codec_internal.h"
+#include "codec_same.h"
 #include "pn_test.h"
 
 #define ERRSZ 512
@@ -222,20 +223,6 @@ static pn_err_t encode_both(pn_codec_t *codec, encode_fn encode,
     return err;
 }
 
-static bool str_same(pn_str_t a, pn_str_t b) {
-    return (a.ptr == NULL) == (b.ptr == NULL) && pn_str_eq(a, b);
-}
-
-static bool commands_same(const pn_command_t *a, const pn_command_t *b) {
-    return a->type == b->type && str_same(a->id, b->id) &&
-           str_same(a->order_id, b->order_id) &&
-           str_same(a->sku_id, b->sku_id) &&
-           str_same(a->node_id, b->node_id) && str_same(a->by, b->by) &&
-           a->has_quantity == b->has_quantity &&
-           (!a->has_quantity || a->quantity == b->quantity) &&
-           a->at_ms == b->at_ms;
-}
-
 /* Decodes with the plan and with Avro C, and requires the same outcome. */
 static void decode_both(pn_codec_t *codec, const uint8_t *data, size_t len,
                         const pn_command_t *expected) {
@@ -249,10 +236,10 @@ static void decode_both(pn_codec_t *codec, const uint8_t *data, size_t len,
     pn_codec__use_plans(codec, true);
     PN_ASSERT_EQ_INT(err, generic_err);
     if (!err && !generic_err)
-        PN_ASSERT(commands_same(&planned, &generic));
+        PN_ASSERT(pn_same_command(&planned, &generic));
     if (expected) {
         PN_ASSERT_EQ_INT(err, PN_ERR_OK);
-        PN_ASSERT(!err && commands_same(&planned, expected));
+        PN_ASSERT(!err && pn_same_command(&planned, expected));
     }
     pn_command_release(&planned);
     pn_command_release(&generic);
@@ -325,15 +312,6 @@ static void test_command_damage_both_paths(void) {
     pn_codec_free(codec);
 }
 
-static bool events_same(const pn_event_t *a, const pn_event_t *b) {
-    return a->type == b->type && str_same(a->sku_id, b->sku_id) &&
-           str_same(a->node_id, b->node_id) && a->version == b->version &&
-           str_same(a->command_id, b->command_id) && str_same(a->by, b->by) &&
-           a->at_ms == b->at_ms && str_same(a->order_id, b->order_id) &&
-           a->quantity == b->quantity &&
-           a->previous_quantity == b->previous_quantity;
-}
-
 static void event_decode_both(pn_codec_t *codec, const uint8_t *data,
                               size_t len, const pn_event_t *expected) {
     char errstr[ERRSZ] = "";
@@ -346,24 +324,11 @@ static void event_decode_both(pn_codec_t *codec, const uint8_t *data,
     pn_codec__use_plans(codec, true);
     PN_ASSERT_EQ_INT(err, generic_err);
     if (!err && !generic_err)
-        PN_ASSERT(events_same(&planned, &generic));
+        PN_ASSERT(pn_same_event(&planned, &generic));
     if (expected)
-        PN_ASSERT(!err && events_same(&planned, expected));
+        PN_ASSERT(!err && pn_same_event(&planned, expected));
     pn_event_release(&planned);
     pn_event_release(&generic);
-}
-
-static bool outcomes_same(const pn_outcome_record_t *x,
-                          const pn_outcome_record_t *y) {
-    const pn_outcome_t *a = &x->outcome, *b = &y->outcome;
-    return a->command_type == b->command_type && a->status == b->status &&
-           a->reason == b->reason && a->duplicate == b->duplicate &&
-           a->version == b->version && a->on_hand == b->on_hand &&
-           a->reserved == b->reserved && a->available == b->available &&
-           str_same(x->command_id, y->command_id) &&
-           str_same(x->order_id, y->order_id) &&
-           str_same(x->sku_id, y->sku_id) &&
-           str_same(x->node_id, y->node_id) && x->at_ms == y->at_ms;
 }
 
 static void outcome_decode_both(pn_codec_t *codec, const uint8_t *data,
@@ -379,9 +344,9 @@ static void outcome_decode_both(pn_codec_t *codec, const uint8_t *data,
     pn_codec__use_plans(codec, true);
     PN_ASSERT_EQ_INT(err, generic_err);
     if (!err && !generic_err)
-        PN_ASSERT(outcomes_same(&planned, &generic));
+        PN_ASSERT(pn_same_outcome(&planned, &generic));
     if (expected)
-        PN_ASSERT(!err && outcomes_same(&planned, expected));
+        PN_ASSERT(!err && pn_same_outcome(&planned, expected));
     pn_outcome_record_release(&planned);
     pn_outcome_record_release(&generic);
 }

@@ -22,7 +22,8 @@ target_compile_options(fuzz_command_decoder PRIVATE -fsanitize=fuzzer
                        ${PN_FUZZ_SANITIZERS})
 target_link_options(fuzz_command_decoder PRIVATE -fsanitize=fuzzer)
 target_link_libraries(fuzz_command_decoder PRIVATE panther_core)
-target_include_directories(fuzz_command_decoder PRIVATE ${CMAKE_SOURCE_DIR}/src)
+target_include_directories(fuzz_command_decoder PRIVATE ${CMAKE_SOURCE_DIR}/src
+                           ${CMAKE_CURRENT_SOURCE_DIR})
 
 # Writes the seed corpus (committed in tests/fuzz/corpus).
 add_executable(fuzz_gen_corpus ${CMAKE_CURRENT_LIST_DIR}/gen_corpus.c)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "codec_internal.h"
+#include "codec_same.h"
 #include "fuzz_schemas.h"
 #include "panther/codec.h"
 
@@ -54,18 +55,6 @@ static void check_failure(const char *what, pn_err_t err, const char *errstr) {
         fuzz_fail(what, err, errstr);
 }
 
-static bool same(pn_str_t a, pn_str_t b) {
-    return (a.ptr == NULL) == (b.ptr == NULL) && pn_str_eq(a, b);
-}
-
-static bool same_command(const pn_command_t *a, const pn_command_t *b) {
-    return a->type == b->type && same(a->id, b->id) &&
-           same(a->order_id, b->order_id) && same(a->sku_id, b->sku_id) &&
-           same(a->node_id, b->node_id) && same(a->by, b->by) &&
-           a->has_quantity == b->has_quantity && a->quantity == b->quantity &&
-           a->at_ms == b->at_ms;
-}
-
 /* Avro C's generic path reads the same input to the same result. */
 static void check_generic(const uint8_t *data, size_t size, pn_err_t err,
                           const pn_command_t *cmd) {
@@ -73,7 +62,7 @@ static void check_generic(const uint8_t *data, size_t size, pn_err_t err,
     pn_command_t other;
     pn_err_t other_err = pn_codec_decode_command(generic, data, size, &other,
                                                  errstr, sizeof errstr);
-    if (other_err != err || (!err && !same_command(cmd, &other)))
+    if (other_err != err || (!err && !pn_same_command(cmd, &other)))
         fuzz_fail("the plan and Avro C disagree", other_err, errstr);
     pn_command_release(&other);
 }
@@ -114,30 +103,9 @@ static void check_roundtrip(const pn_command_t *cmd) {
                                   errstr, sizeof errstr);
     if (err)
         fuzz_fail("re-decode", err, errstr);
-    if (!err && !same_command(&again, cmd))
+    if (!err && !pn_same_command(&again, cmd))
         fuzz_fail("round trip changed the command", PN_ERR_OK, "");
     pn_command_release(&again);
-}
-
-static bool same_event(const pn_event_t *a, const pn_event_t *b) {
-    return a->type == b->type && same(a->sku_id, b->sku_id) &&
-           same(a->node_id, b->node_id) && a->version == b->version &&
-           same(a->command_id, b->command_id) && same(a->by, b->by) &&
-           a->at_ms == b->at_ms && same(a->order_id, b->order_id) &&
-           a->quantity == b->quantity &&
-           a->previous_quantity == b->previous_quantity;
-}
-
-static bool same_outcome(const pn_outcome_record_t *x,
-                         const pn_outcome_record_t *y) {
-    const pn_outcome_t *a = &x->outcome, *b = &y->outcome;
-    return a->command_type == b->command_type && a->status == b->status &&
-           a->reason == b->reason && a->duplicate == b->duplicate &&
-           a->version == b->version && a->on_hand == b->on_hand &&
-           a->reserved == b->reserved && a->available == b->available &&
-           same(x->command_id, y->command_id) &&
-           same(x->order_id, y->order_id) && same(x->sku_id, y->sku_id) &&
-           same(x->node_id, y->node_id) && x->at_ms == y->at_ms;
 }
 
 static void fuzz_other_records(const uint8_t *data, size_t size) {
@@ -149,7 +117,7 @@ static void fuzz_other_records(const uint8_t *data, size_t size) {
         check_failure("event", err, errstr);
     pn_event_t other_ev;
     if (pn_codec_decode_event(generic, data, size, &other_ev, NULL, 0) != err ||
-        (!err && !same_event(&ev, &other_ev)))
+        (!err && !pn_same_event(&ev, &other_ev)))
         fuzz_fail("the plan and Avro C disagree on an event", err, "");
     pn_event_release(&other_ev);
     pn_event_release(&ev);
@@ -161,7 +129,7 @@ static void fuzz_other_records(const uint8_t *data, size_t size) {
         check_failure("outcome", err, errstr);
     if (pn_codec_decode_outcome(generic, data, size, &other_rec, NULL, 0) !=
             err ||
-        (!err && !same_outcome(&rec, &other_rec)))
+        (!err && !pn_same_outcome(&rec, &other_rec)))
         fuzz_fail("the plan and Avro C disagree on an outcome", err, "");
     pn_outcome_record_release(&other_rec);
     pn_outcome_record_release(&rec);
