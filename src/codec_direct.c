@@ -252,8 +252,10 @@ static int measure_plan(const pn_codec_plan_t *plan,
          * C's path fails copying it; the total is checked after. */
         if (s->kind == STEP_STR && !is_null && v->str.len > limit)
             return E2BIG;
-        if (s->kind == STEP_INT && !is_null &&
-            (v->num < INT32_MIN || v->num > INT32_MAX))
+        if (!is_null && ((s->kind == STEP_INT &&
+                          (v->num < INT32_MIN || v->num > INT32_MAX)) ||
+                         (s->kind == STEP_ENUM &&
+                          (v->num < 0 || v->num >= s->n_symbols))))
             return EINVAL;
         if (s->optional)
             *size += 1; /* a branch index of 0 or 1 */

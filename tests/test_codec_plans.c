@@ -667,6 +667,35 @@ static void test_compiler_value_first_union(void) {
     pn_codec__plan_free(NULL);
 }
 
+/* An enum's index must be one of its symbols, both ways. */
+static void test_compiler_enum_range(void) {
+    static const pn_codec_binding_t b[] = {{"e", S_A, PN_CODEC_CLASS_ENUM}};
+    pn_codec_plan_t plan;
+    PN_REQUIRE(compiles("{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                        "{\"name\":\"e\",\"type\":{\"type\":\"enum\","
+                        "\"name\":\"E\",\"symbols\":[\"X\",\"Y\"]}}]}",
+                        b, 1, &plan));
+    pn_codec_t *codec = new_codec(0);
+    pn_buf_t out;
+    pn_buf_init(&out, 64);
+    pn_codec_slot_t v[S__COUNT] = {[S_A] = {.num = 1}};
+    PN_ASSERT_EQ_INT(pn_codec__plan_encode(codec, &plan, v, NULL, 0, &out),
+                     PN_ERR_OK);
+    PN_ASSERT(out.len == 1 && out.data[0] == 0x02);
+    v[S_A].num = 2;
+    PN_ASSERT_EQ_INT(pn_codec__plan_encode(codec, &plan, v, NULL, 0, &out),
+                     PN_ERR_INVALID_ARG);
+    v[S_A].num = -1;
+    PN_ASSERT_EQ_INT(pn_codec__plan_encode(codec, &plan, v, NULL, 0, &out),
+                     PN_ERR_INVALID_ARG);
+    PN_ASSERT_EQ_INT(out.len, 1);
+    static const uint8_t third[] = {0x04};
+    PN_ASSERT(!pn_codec__plan_decode(&plan, third, 1, v));
+    pn_buf_free(&out);
+    pn_codec_free(codec);
+    pn_codec__plan_free(&plan);
+}
+
 static const pn_test_case_t path_cases[] = {
     {"our schemas have plans", test_plans_compiled},
     {"commands: same bytes, same values", test_commands_both_paths},
@@ -683,6 +712,7 @@ static const pn_test_case_t path_cases[] = {
 static const pn_test_case_t compiler_cases[] = {
     {"schemas it refuses", test_compiler_refuses},
     {"[X, null] unions", test_compiler_value_first_union},
+    {"enum indexes in range", test_compiler_enum_range},
     {NULL, NULL}};
 
 const pn_test_suite_t pn_test_suites[] = {
