@@ -11,7 +11,6 @@
 
 #include "avro_alloc.h"
 #include "codec_internal.h"
-#include "panther/log.h"
 
 static const char *const schema_names[PN_SCHEMA__COUNT] = {
     "Command", "InventoryEvent", "CommandOutcome", "InventorySnapshot"};
@@ -264,20 +263,6 @@ static pn_err_t init_io(pn_codec_t *codec, char *errstr, size_t errstr_size) {
                                  errstr_size);
 }
 
-/* A schema without a plan still works, on Avro C's slower path; it means
- * schemas/ gained something the plans do not cover, which should show. */
-static void warn_unplanned(const pn_codec_t *codec) {
-    static const pn_schema_id_t planned[] = {
-        PN_SCHEMA_COMMAND, PN_SCHEMA_INVENTORY_EVENT,
-        PN_SCHEMA_COMMAND_OUTCOME};
-    for (size_t i = 0; i < sizeof planned / sizeof *planned; i++)
-        if (!codec->plans[planned[i]].steps)
-            pn_log_kv(PN_LOG_WARN,
-                      "codec: no direct plan for a schema; its records go "
-                      "through Avro C's generic values, which is slower",
-                      PN_LOG_STR("schema", schema_names[planned[i]]));
-}
-
 pn_err_t pn_codec_new(const pn_codec_config_t *conf, pn_codec_t **codecp,
                       char *errstr, size_t errstr_size) {
     if (!codecp)
@@ -309,10 +294,14 @@ pn_err_t pn_codec_new(const pn_codec_config_t *conf, pn_codec_t **codecp,
         (err = init_io(codec, errstr, errstr_size)) ||
         (err = pn_codec__writers_init(codec, errstr, errstr_size)))
         goto fail;
-    pn_codec__plan_records(codec);
-    pn_codec__plan_command(codec);
+    if (!pn_codec__plan_records(codec) || !pn_codec__plan_command(codec)) {
+        err = pn_err_set(errstr, errstr_size, PN_ERR_INTERNAL,
+                         "codec: a schema in schemas/ has a field or type "
+                         "that the codec's plans do not map "
+                         "(src/codec_direct.c)");
+        goto fail;
+    }
     codec->use_plans = true;
-    warn_unplanned(codec);
     *codecp = codec;
     return PN_ERR_OK;
 fail:
@@ -361,8 +350,8 @@ pn_err_t pn_codec__read_value(pn_codec_t *codec, avro_value_t *target,
 
 pn_err_t pn_codec__read_plain(pn_codec_t *codec, pn_schema_id_t which,
                               const void *data, size_t len,
-                              pn_codec_slot_t *slots, bool *planned,
-                              char *errstr, size_t errstr_size) {
+                              pn_codec_slot_t *slots, char *errstr,
+                              size_t errstr_size) {
     const char *name = schema_names[which];
     if (len > codec->max_record_bytes)
         return pn_err_set(errstr, errstr_size, PN_ERR_TOO_LARGE,
@@ -376,8 +365,6 @@ pn_err_t pn_codec__read_plain(pn_codec_t *codec, pn_schema_id_t which,
                           "%s: no input", name);
     pn_codec_rec_t *rec = &codec->recs[which];
     const pn_codec_plan_t *plan = slots ? pn_codec__plan(codec, which) : NULL;
-    if (planned)
-        *planned = plan != NULL;
     if (plan)
         return pn_codec__plan_decode(plan, data, len, slots)
                    ? PN_ERR_OK
@@ -388,8 +375,14 @@ pn_err_t pn_codec__read_plain(pn_codec_t *codec, pn_schema_id_t which,
                                   sizeof why);
     if (err)
         return pn_err_set(errstr, errstr_size, err, "%s: %s", name, why);
-    return pn_codec__read_value(codec, &rec->value, data, len,
-                                PN_ERR_INTERNAL, errstr, errstr_size);
+    err = pn_codec__read_value(codec, &rec->value, data, len, PN_ERR_INTERNAL,
+                               errstr, errstr_size);
+    int rc = err || !slots ? 0
+                           : pn_codec__plan_from_value(&codec->plans[which],
+                                                       &rec->value, slots);
+    return rc ? pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
+                                    name)
+              : err;
 }
 
 /* One pass over the value when it fits in the room the buffer already has
@@ -436,6 +429,20 @@ pn_err_t pn_codec__open_record(const pn_codec_t *codec, const uint8_t *prefix,
     return PN_ERR_OK;
 }
 
+pn_err_t pn_codec__encode_slots(pn_codec_t *codec, pn_schema_id_t which,
+                                const pn_codec_slot_t *slots,
+                                const uint8_t *prefix, size_t prefix_len,
+                                pn_buf_t *out) {
+    const pn_codec_plan_t *plan = pn_codec__plan(codec, which);
+    if (plan)
+        return pn_codec__plan_encode(codec, plan, slots, prefix, prefix_len,
+                                     out);
+    avro_value_t *value = &codec->recs[which].value;
+    int rc = pn_codec__plan_to_value(codec, &codec->plans[which], slots, value);
+    return rc ? pn_codec__errno(rc)
+              : pn_codec__write(codec, value, prefix, prefix_len, out);
+}
+
 pn_err_t pn_codec__write(pn_codec_t *codec, avro_value_t *value,
                          const uint8_t *prefix, size_t prefix_len,
                          pn_buf_t *out) {
@@ -460,20 +467,9 @@ pn_err_t pn_codec__write(pn_codec_t *codec, avro_value_t *value,
 
 /* --- field setters -------------------------------------------------------- */
 
-/* Selects the branch of a union field whose schema has the given type. */
-static int set_branch_of_type(avro_value_t *f, avro_type_t type,
-                              avro_value_t *branch) {
-    avro_schema_t u = avro_value_get_schema(f);
-    size_t n = avro_schema_union_size(u);
-    for (size_t i = 0; i < n; i++)
-        if (avro_typeof(avro_schema_union_branch(u, (int)i)) == type)
-            return avro_value_set_branch(f, (int)i, branch);
-    return EINVAL;
-}
-
 /* Avro C copies size bytes including a NUL, so views are copied to a
  * NUL-terminated scratch buffer first (reused across calls). */
-static int set_string_value(pn_codec_t *codec, avro_value_t *f, pn_str_t s) {
+int pn_codec__set_string(pn_codec_t *codec, avro_value_t *f, pn_str_t s) {
     if (s.len && !s.ptr)
         return EINVAL;
     pn_buf_reset(&codec->scratch);
@@ -491,7 +487,7 @@ int pn_codec__set_str(pn_codec_t *codec, avro_value_t *rec, int idx,
                       pn_str_t s) {
     avro_value_t f;
     int rc = avro_value_get_by_index(rec, (size_t)idx, &f, NULL);
-    return rc ? rc : set_string_value(codec, &f, s);
+    return rc ? rc : pn_codec__set_string(codec, &f, s);
 }
 
 int pn_codec__set_long(avro_value_t *rec, int idx, int64_t v) {
@@ -500,64 +496,9 @@ int pn_codec__set_long(avro_value_t *rec, int idx, int64_t v) {
     return rc ? rc : avro_value_set_long(&f, v);
 }
 
-int pn_codec__set_int(avro_value_t *rec, int idx, int32_t v) {
-    avro_value_t f;
-    int rc = avro_value_get_by_index(rec, (size_t)idx, &f, NULL);
-    return rc ? rc : avro_value_set_int(&f, v);
-}
-
-int pn_codec__set_enum(avro_value_t *rec, int idx, int symbol_index) {
-    avro_value_t f;
-    int rc = avro_value_get_by_index(rec, (size_t)idx, &f, NULL);
-    return rc ? rc : avro_value_set_enum(&f, symbol_index);
-}
-
-int pn_codec__set_bool(avro_value_t *rec, int idx, bool v) {
-    avro_value_t f;
-    int rc = avro_value_get_by_index(rec, (size_t)idx, &f, NULL);
-    return rc ? rc : avro_value_set_boolean(&f, v);
-}
-
-/* Resolves a [null, X] field to its null branch (*is_null) or to the
- * branch of type (in b); a field that is not a union is X itself. */
-static int opt_field(avro_value_t *rec, int idx, bool is_null,
-                     avro_type_t type, avro_value_t *b) {
-    avro_value_t f;
-    int rc = avro_value_get_by_index(rec, (size_t)idx, &f, NULL);
-    if (rc)
-        return rc;
-    if (avro_value_get_type(&f) != AVRO_UNION) {
-        *b = f;
-        return is_null ? EINVAL : 0;
-    }
-    rc = set_branch_of_type(&f, is_null ? AVRO_NULL : type, b);
-    return rc || !is_null ? rc : avro_value_set_null(b);
-}
-
-int pn_codec__set_opt_str(pn_codec_t *codec, avro_value_t *rec, int idx,
-                          pn_str_t s) {
-    if (!s.ptr && s.len)
-        return EINVAL; /* a length with no bytes is no null */
-    avro_value_t b;
-    int rc = opt_field(rec, idx, s.ptr == NULL, AVRO_STRING, &b);
-    return rc || !s.ptr ? rc : set_string_value(codec, &b, s);
-}
-
-int pn_codec__set_opt_int(avro_value_t *rec, int idx, bool has, int32_t v) {
-    avro_value_t b;
-    int rc = opt_field(rec, idx, !has, AVRO_INT32, &b);
-    return rc || !has ? rc : avro_value_set_int(&b, v);
-}
-
-int pn_codec__set_opt_enum(avro_value_t *rec, int idx, int symbol_index) {
-    avro_value_t b;
-    int rc = opt_field(rec, idx, symbol_index < 0, AVRO_ENUM, &b);
-    return rc || symbol_index < 0 ? rc : avro_value_set_enum(&b, symbol_index);
-}
-
 /* --- field getters -------------------------------------------------------- */
 
-static int get_string_value(avro_value_t *f, pn_str_t *s) {
+int pn_codec__get_string(avro_value_t *f, pn_str_t *s) {
     const char *p = NULL;
     size_t size = 0; /* Avro C counts the NUL terminator */
     int rc = avro_value_get_string(f, &p, &size);
@@ -568,66 +509,13 @@ static int get_string_value(avro_value_t *f, pn_str_t *s) {
 int pn_codec__get_str(avro_value_t *rec, int idx, pn_str_t *s) {
     avro_value_t f;
     int rc = avro_value_get_by_index(rec, (size_t)idx, &f, NULL);
-    return rc ? rc : get_string_value(&f, s);
+    return rc ? rc : pn_codec__get_string(&f, s);
 }
 
 int pn_codec__get_long(avro_value_t *rec, int idx, int64_t *v) {
     avro_value_t f;
     int rc = avro_value_get_by_index(rec, (size_t)idx, &f, NULL);
     return rc ? rc : avro_value_get_long(&f, v);
-}
-
-int pn_codec__get_bool(avro_value_t *rec, int idx, bool *v) {
-    avro_value_t f;
-    int b = 0;
-    int rc = avro_value_get_by_index(rec, (size_t)idx, &f, NULL);
-    if (!rc)
-        rc = avro_value_get_boolean(&f, &b);
-    *v = b != 0;
-    return rc;
-}
-
-/* The value of a field, through its union branch if it is one; *is_null
- * when that branch is null. */
-static int get_opt(avro_value_t *rec, int idx, avro_value_t *v,
-                   bool *is_null) {
-    avro_value_t f;
-    *is_null = false;
-    int rc = avro_value_get_by_index(rec, (size_t)idx, &f, NULL);
-    if (rc)
-        return rc;
-    if (avro_value_get_type(&f) == AVRO_UNION)
-        rc = avro_value_get_current_branch(&f, v);
-    else
-        *v = f;
-    *is_null = !rc && avro_value_get_type(v) == AVRO_NULL;
-    return rc;
-}
-
-int pn_codec__get_opt_int(avro_value_t *rec, int idx, bool *has,
-                          int32_t *v) {
-    avro_value_t b;
-    bool is_null;
-    int rc = get_opt(rec, idx, &b, &is_null);
-    *has = !rc && !is_null;
-    *v = 0;
-    return rc || is_null ? rc : avro_value_get_int(&b, v);
-}
-
-int pn_codec__get_opt_str(avro_value_t *rec, int idx, pn_str_t *s) {
-    avro_value_t b;
-    bool is_null;
-    int rc = get_opt(rec, idx, &b, &is_null);
-    *s = PN_STR_NULL;
-    return rc || is_null ? rc : get_string_value(&b, s);
-}
-
-int pn_codec__get_opt_enum(avro_value_t *rec, int idx, int *symbol_index) {
-    avro_value_t b;
-    bool is_null;
-    int rc = get_opt(rec, idx, &b, &is_null);
-    *symbol_index = -1;
-    return rc || is_null ? rc : avro_value_get_enum(&b, symbol_index);
 }
 
 /* --- string blocks -------------------------------------------------------- */

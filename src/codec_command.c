@@ -179,15 +179,15 @@ static const pn_codec_binding_t command_bindings[] = {
     {"by", CMD_BY, PN_CODEC_CLASS_STR},
     {"at", CMD_AT, PN_CODEC_CLASS_LONG}};
 
-void pn_codec__plan_command(pn_codec_t *codec) {
-    (void)pn_codec__plan_compile(
+bool pn_codec__plan_command(pn_codec_t *codec) {
+    return pn_codec__plan_compile(
         &codec->plans[PN_SCHEMA_COMMAND], codec->recs[PN_SCHEMA_COMMAND].schema,
         command_bindings, sizeof command_bindings / sizeof *command_bindings,
         CMD__SLOTS, CMD_BRANCH);
 }
 
-/* The command in the slots the plan read. Only the fields of its branch
- * count: the other slots may hold what an earlier attempt read. */
+/* The command in the slots read. Only the fields of its branch count:
+ * the other slots may hold what an earlier attempt read. */
 static pn_err_t command_from_slots(pn_codec_t *codec, const pn_codec_slot_t *v,
                                    pn_command_t *cmd, char *errstr,
                                    size_t errstr_size) {
@@ -203,43 +203,6 @@ static pn_err_t command_from_slots(pn_codec_t *codec, const pn_codec_slot_t *v,
                                                       : PN_STR_NULL;
     return finish_command(&c, v[CMD_ID].str, order, v[CMD_SKU].str,
                           v[CMD_NODE].str, v[CMD_BY].str, cmd, errstr,
-                          errstr_size);
-}
-
-/* --- Avro C's generic path ------------------------------------------------ */
-
-/* Copies the fields of the decoded Command value into cmd. */
-static pn_err_t extract_command(pn_codec_t *codec, pn_command_t *cmd,
-                                char *errstr, size_t errstr_size) {
-    avro_value_t *u = &codec->recs[PN_SCHEMA_COMMAND].value;
-    avro_value_t b;
-    int d = -1;
-    if (avro_value_get_discriminant(u, &d) || d < 0 ||
-        (size_t)d >= codec->n_branch_types ||
-        codec->branch_type[d] == PN_CMD__COUNT ||
-        avro_value_get_current_branch(u, &b))
-        return no_known_branch(errstr, errstr_size);
-    pn_command_t c = {.type = codec->branch_type[d]};
-    const pn_codec_cmd_layout_t *l = &codec->cmd[c.type];
-    pn_str_t id, order = PN_STR_NULL, sku, node, by;
-    int rc = pn_codec__get_str(&b, l->id, &id);
-    if (!rc && l->order_id >= 0)
-        rc = pn_codec__get_str(&b, l->order_id, &order);
-    if (!rc)
-        rc = pn_codec__get_str(&b, l->sku_id, &sku);
-    if (!rc)
-        rc = pn_codec__get_str(&b, l->node_id, &node);
-    if (!rc)
-        rc = pn_codec__get_str(&b, l->by, &by);
-    if (!rc)
-        rc = pn_codec__get_opt_int(&b, l->quantity, &c.has_quantity,
-                                   &c.quantity);
-    if (!rc)
-        rc = pn_codec__get_long(&b, l->at, &c.at_ms);
-    if (rc)
-        return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
-                                   "command: reading decoded fields");
-    return finish_command(&c, id, order, sku, node, by, cmd, errstr,
                           errstr_size);
 }
 
@@ -310,7 +273,16 @@ static pn_err_t decode_body(pn_codec_t *codec, const uint8_t *data,
             len - body->start, PN_ERR_INTERNAL, errstr, errstr_size);
     else
         err = read_resolved(codec, data, len, body, errstr, errstr_size);
-    return err ? err : extract_command(codec, cmd, errstr, errstr_size);
+    int rc = err ? 0
+                 : pn_codec__plan_from_value(
+                       &codec->plans[PN_SCHEMA_COMMAND],
+                       &codec->recs[PN_SCHEMA_COMMAND].value, body->slots);
+    if (rc)
+        return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
+                                   "command: reading decoded fields");
+    return err ? err
+               : command_from_slots(codec, body->slots, cmd, errstr,
+                                    errstr_size);
 }
 
 pn_err_t pn_codec_decode_command(pn_codec_t *codec, const void *data,
@@ -362,29 +334,6 @@ static pn_err_t framing_prefix(pn_codec_t *codec, pn_framing_t framing,
     return PN_ERR_INVALID_ARG;
 }
 
-static int fill_command(pn_codec_t *codec, const pn_command_t *cmd) {
-    const pn_codec_cmd_layout_t *l = &codec->cmd[cmd->type];
-    avro_value_t b;
-    int rc = avro_value_set_branch(&codec->recs[PN_SCHEMA_COMMAND].value,
-                                   l->branch, &b);
-    if (!rc)
-        rc = pn_codec__set_str(codec, &b, l->id, cmd->id);
-    if (!rc && l->order_id >= 0)
-        rc = pn_codec__set_str(codec, &b, l->order_id, cmd->order_id);
-    if (!rc)
-        rc = pn_codec__set_str(codec, &b, l->sku_id, cmd->sku_id);
-    if (!rc)
-        rc = pn_codec__set_str(codec, &b, l->node_id, cmd->node_id);
-    if (!rc)
-        rc = pn_codec__set_opt_int(&b, l->quantity, cmd->has_quantity,
-                                   cmd->quantity);
-    if (!rc)
-        rc = pn_codec__set_str(codec, &b, l->by, cmd->by);
-    if (!rc)
-        rc = pn_codec__set_long(&b, l->at, cmd->at_ms);
-    return rc;
-}
-
 pn_err_t pn_codec_encode_command(pn_codec_t *codec, const pn_command_t *cmd,
                                  pn_framing_t framing, int32_t schema_id,
                                  pn_buf_t *out) {
@@ -396,23 +345,15 @@ pn_err_t pn_codec_encode_command(pn_codec_t *codec, const pn_command_t *cmd,
                                   &prefix_len);
     if (err)
         return err;
-    const pn_codec_plan_t *plan = pn_codec__plan(codec, PN_SCHEMA_COMMAND);
-    if (plan) {
-        pn_codec_slot_t v[CMD__SLOTS] = {
-            [CMD_BRANCH] = {.num = codec->cmd[cmd->type].branch},
-            [CMD_ID] = {.str = cmd->id},
-            [CMD_ORDER] = {.str = cmd->order_id},
-            [CMD_SKU] = {.str = cmd->sku_id},
-            [CMD_NODE] = {.str = cmd->node_id},
-            [CMD_QUANTITY] = {.num = cmd->quantity,
-                              .null = !cmd->has_quantity},
-            [CMD_BY] = {.str = cmd->by},
-            [CMD_AT] = {.num = cmd->at_ms}};
-        return pn_codec__plan_encode(codec, plan, v, prefix, prefix_len, out);
-    }
-    int rc = fill_command(codec, cmd);
-    if (rc)
-        return pn_codec__errno(rc);
-    return pn_codec__write(codec, &codec->recs[PN_SCHEMA_COMMAND].value,
-                           prefix, prefix_len, out);
+    pn_codec_slot_t v[CMD__SLOTS] = {
+        [CMD_BRANCH] = {.num = codec->cmd[cmd->type].branch},
+        [CMD_ID] = {.str = cmd->id},
+        [CMD_ORDER] = {.str = cmd->order_id},
+        [CMD_SKU] = {.str = cmd->sku_id},
+        [CMD_NODE] = {.str = cmd->node_id},
+        [CMD_QUANTITY] = {.num = cmd->quantity, .null = !cmd->has_quantity},
+        [CMD_BY] = {.str = cmd->by},
+        [CMD_AT] = {.num = cmd->at_ms}};
+    return pn_codec__encode_slots(codec, PN_SCHEMA_COMMAND, v, prefix,
+                                  prefix_len, out);
 }

@@ -9,11 +9,13 @@
  *
  * The schema stays the source of truth. A plan is compiled from the parsed
  * schemas/ file when the codec is created: it follows the schema's field
- * order and each field's Avro type, and only binds field names to slots,
- * as the layouts in codec.c do. A schema the compiler does not fully
- * understand (a field no binding names, a type it has no step for) gets no
- * plan, and that record keeps Avro C's generic path. Tests run both paths
- * on random records and require the same bytes and the same values.
+ * order and each field's Avro type, and only binds field names to slots.
+ * A schema the compiler does not fully understand (a field no binding
+ * names, a type it has no step for) gets no plan, and the codec refuses to
+ * start. Avro C's generic values go through the same plans
+ * (pn_codec__plan_to_value and _from_value), so the two paths share every
+ * mapping between fields and records; tests run both on random records and
+ * require the same bytes and the same values.
  *
  * Decoding by plan validates as it reads, by the rules of
  * pn_codec__scan(), but only says yes or no: a record it refuses (rare)
@@ -233,6 +235,22 @@ static int step_null(const pn_codec_step_t *s, const pn_codec_slot_t *v,
     return *is_null && !s->optional ? EINVAL : 0;
 }
 
+/* step_null, and whether the value fits its field: a string within the
+ * record limit (Avro C fails copying a longer one, and so do we, where it
+ * stands), an int within 32 bits, an enum index among the symbols. */
+static int step_check(const pn_codec_step_t *s, const pn_codec_slot_t *v,
+                      size_t limit, bool *is_null) {
+    int rc = step_null(s, v, is_null);
+    if (rc || *is_null)
+        return rc;
+    if (s->kind == STEP_STR && v->str.len > limit)
+        return E2BIG;
+    if ((s->kind == STEP_INT && (v->num < INT32_MIN || v->num > INT32_MAX)) ||
+        (s->kind == STEP_ENUM && (v->num < 0 || v->num >= s->n_symbols)))
+        return EINVAL;
+    return 0;
+}
+
 /* Checks every value the plan will write and adds up its size, so that
  * the write itself cannot fail half way. Two walks with the same switch
  * (here and write_plan) rather than one walk with a "size only" mode:
@@ -245,18 +263,9 @@ static int measure_plan(const pn_codec_plan_t *plan,
         const pn_codec_step_t *s = &plan->steps[i];
         const pn_codec_slot_t *v = &slots[s->slot];
         bool is_null;
-        int rc = step_null(s, v, &is_null);
+        int rc = step_check(s, v, limit, &is_null);
         if (rc)
             return rc;
-        /* A string past the record limit fails where it stands, as Avro
-         * C's path fails copying it; the total is checked after. */
-        if (s->kind == STEP_STR && !is_null && v->str.len > limit)
-            return E2BIG;
-        if (!is_null && ((s->kind == STEP_INT &&
-                          (v->num < INT32_MIN || v->num > INT32_MAX)) ||
-                         (s->kind == STEP_ENUM &&
-                          (v->num < 0 || v->num >= s->n_symbols))))
-            return EINVAL;
         if (s->optional)
             *size += 1; /* a branch index of 0 or 1 */
         if (is_null)
@@ -441,4 +450,144 @@ pn_err_t pn_codec__plan_refused(avro_schema_t schema, const uint8_t *data,
                       "%s: the direct plan refused a record that the "
                       "validator accepts",
                       what);
+}
+
+/* --- Avro C's generic values, through the same plans ---------------------- */
+
+static int value_plan(pn_codec_t *codec, const pn_codec_plan_t *plan,
+                      const pn_codec_slot_t *slots, avro_value_t *record);
+
+/* Sets field f (or, for a top-level union, the value itself) from its
+ * slot, with the checks of the direct path. */
+static int value_step(pn_codec_t *codec, const pn_codec_step_t *s,
+                      const pn_codec_slot_t *slots, avro_value_t *f) {
+    const pn_codec_slot_t *v = &slots[s->slot];
+    bool is_null;
+    int rc = step_check(s, v, codec->max_record_bytes, &is_null);
+    if (rc)
+        return rc;
+    avro_value_t b = *f;
+    if (s->optional) {
+        rc = avro_value_set_branch(
+            f, is_null ? s->null_branch : s->value_branch, &b);
+        if (rc || is_null)
+            return rc ? rc : avro_value_set_null(&b);
+    }
+    switch (s->kind) {
+    case STEP_STR:
+        return pn_codec__set_string(codec, &b, v->str);
+    case STEP_INT:
+        return avro_value_set_int(&b, (int32_t)v->num);
+    case STEP_LONG:
+        return avro_value_set_long(&b, v->num);
+    case STEP_BOOL:
+        return avro_value_set_boolean(&b, v->num != 0);
+    case STEP_ENUM:
+        return avro_value_set_enum(&b, (int)v->num);
+    case STEP_RECORDS: {
+        if (v->num < 0 || (size_t)v->num >= s->n_branches)
+            return EINVAL;
+        avro_value_t r;
+        rc = avro_value_set_branch(f, (int)v->num, &r);
+        return rc ? rc : value_plan(codec, &s->branches[v->num], slots, &r);
+    }
+    }
+    return EINVAL;
+}
+
+static int value_plan(pn_codec_t *codec, const pn_codec_plan_t *plan,
+                      const pn_codec_slot_t *slots, avro_value_t *record) {
+    for (size_t i = 0; i < plan->n; i++) {
+        avro_value_t f;
+        int rc = avro_value_get_by_index(record, i, &f, NULL);
+        if (!rc)
+            rc = value_step(codec, &plan->steps[i], slots, &f);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int pn_codec__plan_to_value(pn_codec_t *codec, const pn_codec_plan_t *plan,
+                            const pn_codec_slot_t *slots,
+                            avro_value_t *value) {
+    return avro_value_get_type(value) == AVRO_UNION
+               ? value_step(codec, &plan->steps[0], slots, value)
+               : value_plan(codec, plan, slots, value);
+}
+
+static int slots_plan(const pn_codec_plan_t *plan, avro_value_t *record,
+                      pn_codec_slot_t *slots);
+
+static int slots_step(const pn_codec_step_t *s, avro_value_t *f,
+                      pn_codec_slot_t *slots) {
+    pn_codec_slot_t *v = &slots[s->slot];
+    avro_value_t b = *f;
+    int rc;
+    v->null = false;
+    if (s->optional) {
+        if ((rc = avro_value_get_current_branch(f, &b)))
+            return rc;
+        if (avro_value_get_type(&b) == AVRO_NULL) {
+            v->null = true;
+            v->str = PN_STR_NULL;
+            return 0;
+        }
+    }
+    switch (s->kind) {
+    case STEP_STR:
+        return pn_codec__get_string(&b, &v->str);
+    case STEP_INT: {
+        int32_t x = 0;
+        rc = avro_value_get_int(&b, &x);
+        v->num = x;
+        return rc;
+    }
+    case STEP_LONG:
+        return avro_value_get_long(&b, &v->num);
+    case STEP_BOOL: {
+        int x = 0;
+        rc = avro_value_get_boolean(&b, &x);
+        v->num = x != 0;
+        return rc;
+    }
+    case STEP_ENUM: {
+        int x = 0;
+        rc = avro_value_get_enum(&b, &x);
+        v->num = x;
+        return rc;
+    }
+    case STEP_RECORDS: {
+        int d = -1;
+        avro_value_t r;
+        if ((rc = avro_value_get_discriminant(f, &d)) ||
+            (rc = avro_value_get_current_branch(f, &r)))
+            return rc;
+        if (d < 0 || (size_t)d >= s->n_branches)
+            return EINVAL;
+        v->num = d;
+        return slots_plan(&s->branches[d], &r, slots);
+    }
+    }
+    return EINVAL;
+}
+
+static int slots_plan(const pn_codec_plan_t *plan, avro_value_t *record,
+                      pn_codec_slot_t *slots) {
+    for (size_t i = 0; i < plan->n; i++) {
+        avro_value_t f;
+        int rc = avro_value_get_by_index(record, i, &f, NULL);
+        if (!rc)
+            rc = slots_step(&plan->steps[i], &f, slots);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int pn_codec__plan_from_value(const pn_codec_plan_t *plan, avro_value_t *value,
+                              pn_codec_slot_t *slots) {
+    return avro_value_get_type(value) == AVRO_UNION
+               ? slots_step(&plan->steps[0], value, slots)
+               : slots_plan(plan, value, slots);
 }

@@ -135,7 +135,7 @@ typedef struct pn_codec_plan {
  * root_slot) to a plan over slot arrays of n_slots (at most 64). False,
  * with *plan empty, when a field has no binding, a type does not fit its
  * binding's class, a slot is out of range or bound twice on one path, or
- * memory runs out: the caller then keeps Avro C's generic path.
+ * memory runs out.
  */
 bool pn_codec__plan_compile(pn_codec_plan_t *plan, avro_schema_t schema,
                             const pn_codec_binding_t *bindings,
@@ -168,6 +168,16 @@ bool pn_codec__plan_decode(const pn_codec_plan_t *plan, const uint8_t *data,
                            size_t len, pn_codec_slot_t *slots);
 
 /**
+ * Avro C's path through the same plan: sets value (a generic value of the
+ * plan's schema) from slots, with the checks of pn_codec__plan_encode();
+ * reads value into slots (strings view the value). 0 or an errno.
+ */
+int pn_codec__plan_to_value(pn_codec_t *codec, const pn_codec_plan_t *plan,
+                            const pn_codec_slot_t *slots, avro_value_t *value);
+int pn_codec__plan_from_value(const pn_codec_plan_t *plan, avro_value_t *value,
+                              pn_codec_slot_t *slots);
+
+/**
  * The error for bytes [start, len) of data that a plan of schema refused:
  * the scan's code with "<what>: <the scan's reason>", or INTERNAL if the
  * scan accepts them (the plan and the scan disagree: a bug).
@@ -194,8 +204,9 @@ struct pn_codec_s {
     pn_codec_outcome_layout_t outcome;
     pn_codec_snapshot_layout_t snapshot;
 
-    /* Direct plans of our schemas (codec_direct.c); one without steps,
-     * or use_plans off (tests), keeps Avro C's generic path for it. */
+    /* Plans of our schemas but the snapshot (codec_direct.c). Records
+     * are written and read by them directly, or, with use_plans off
+     * (tests, bench codec), through Avro C's generic values. */
     pn_codec_plan_t plans[PN_SCHEMA__COUNT];
     bool use_plans;
 
@@ -246,7 +257,8 @@ pn_err_t pn_codec__writer_by_id(pn_codec_t *codec, int32_t id,
                                 pn_codec_writer_t **writer, char *errstr,
                                 size_t errstr_size);
 
-/** The plan of schema `which` when there is one to use, else NULL. */
+/** The plan of schema `which` to read and write bytes with directly, or
+ *  NULL when use_plans is off (or the schema has none: the snapshot). */
 static inline const pn_codec_plan_t *pn_codec__plan(const pn_codec_t *codec,
                                                     pn_schema_id_t which) {
     return codec->use_plans && codec->plans[which].steps
@@ -254,14 +266,15 @@ static inline const pn_codec_plan_t *pn_codec__plan(const pn_codec_t *codec,
                : NULL;
 }
 
-/** Tests: plans on (the default) or off, to compare with Avro C's path. */
+/** Tests and bench codec: plans on (the default), or Avro C's values. */
 void pn_codec__use_plans(pn_codec_t *codec, bool on);
 
 /* --- codec_records.c, codec_command.c ------------------------------------- */
 
-/** Compile the plans of InventoryEvent and CommandOutcome / of Command. */
-void pn_codec__plan_records(pn_codec_t *codec);
-void pn_codec__plan_command(pn_codec_t *codec);
+/** Compile the plans of InventoryEvent and CommandOutcome / of Command;
+ *  false when one does not compile. */
+bool pn_codec__plan_records(pn_codec_t *codec);
+bool pn_codec__plan_command(pn_codec_t *codec);
 
 /* --- codec.c ------------------------------------------------------------ */
 
@@ -274,14 +287,13 @@ pn_err_t pn_codec__avro_fail(char *errstr, size_t errstr_size, pn_err_t err,
 
 /**
  * Checks size limits, validates a plain record of schema `which` and reads
- * it: into slots through the schema's plan when the caller gives slots and
- * there is a plan (*planned, if not NULL, tells), else into the schema's
- * generic value.
+ * it: into slots when the caller gives them (a schema with a plan), else
+ * into the schema's generic value.
  */
 pn_err_t pn_codec__read_plain(pn_codec_t *codec, pn_schema_id_t which,
                               const void *data, size_t len,
-                              pn_codec_slot_t *slots, bool *planned,
-                              char *errstr, size_t errstr_size);
+                              pn_codec_slot_t *slots, char *errstr,
+                              size_t errstr_size);
 
 /** Reads validated bytes into target (our value or a resolver of it). */
 pn_err_t pn_codec__read_value(pn_codec_t *codec, avro_value_t *target,
@@ -298,37 +310,32 @@ pn_err_t pn_codec__open_record(const pn_codec_t *codec, const uint8_t *prefix,
                                size_t prefix_len, size_t body_size,
                                pn_buf_t *out, uint8_t **body);
 
+/** Appends prefix + the binary encoding of slots in schema `which` to
+ *  out, all or nothing: by its plan, or with use_plans off through Avro C. */
+pn_err_t pn_codec__encode_slots(pn_codec_t *codec, pn_schema_id_t which,
+                                const pn_codec_slot_t *slots,
+                                const uint8_t *prefix, size_t prefix_len,
+                                pn_buf_t *out);
+
 /** Appends prefix + the binary encoding of value to out, all or nothing. */
 pn_err_t pn_codec__write(pn_codec_t *codec, avro_value_t *value,
                          const uint8_t *prefix, size_t prefix_len,
                          pn_buf_t *out);
 
-/* Field setters on a record value; each returns 0 or an errno. */
+/** Sets a string value from a view (Avro C wants a NUL-terminated copy).
+ *  0 or an errno. */
+int pn_codec__set_string(pn_codec_t *codec, avro_value_t *f, pn_str_t s);
+
+/** A view of a string value (without Avro C's NUL). 0 or an errno. */
+int pn_codec__get_string(avro_value_t *f, pn_str_t *s);
+
+/* Field setters and getters on a record value (the snapshot's); each
+ * returns 0 or an errno. */
 int pn_codec__set_str(pn_codec_t *codec, avro_value_t *rec, int idx,
                       pn_str_t s);
 int pn_codec__set_long(avro_value_t *rec, int idx, int64_t v);
-int pn_codec__set_int(avro_value_t *rec, int idx, int32_t v);
-int pn_codec__set_enum(avro_value_t *rec, int idx, int symbol);
-int pn_codec__set_bool(avro_value_t *rec, int idx, bool v);
-/** A [null, X] field: null when s.ptr is NULL, else the string. */
-int pn_codec__set_opt_str(pn_codec_t *codec, avro_value_t *rec, int idx,
-                          pn_str_t s);
-/** A field of type int or [null, int]. */
-int pn_codec__set_opt_int(avro_value_t *rec, int idx, bool has, int32_t v);
-/** A [null, enum] field: null when symbol < 0. */
-int pn_codec__set_opt_enum(avro_value_t *rec, int idx, int symbol);
-
-/* Field getters; each returns 0 or an errno. */
 int pn_codec__get_str(avro_value_t *rec, int idx, pn_str_t *s);
 int pn_codec__get_long(avro_value_t *rec, int idx, int64_t *v);
-int pn_codec__get_bool(avro_value_t *rec, int idx, bool *v);
-/** int or [null, int]; *has = false for null. */
-int pn_codec__get_opt_int(avro_value_t *rec, int idx, bool *has,
-                          int32_t *v);
-/** [null, string] (PN_STR_NULL for null) or string. */
-int pn_codec__get_opt_str(avro_value_t *rec, int idx, pn_str_t *s);
-/** enum or [null, enum] (-1 for null). */
-int pn_codec__get_opt_enum(avro_value_t *rec, int idx, int *symbol);
 
 /** Strings gathered from a value, then copied into one block. */
 typedef struct pn_codec_strs {

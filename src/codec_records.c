@@ -28,9 +28,10 @@ static const pn_codec_binding_t event_bindings[] = {
     {"previousQuantity", EV_PREVIOUS, PN_CODEC_CLASS_LONG},
     {"orderId", EV_ORDER, PN_CODEC_CLASS_STR}};
 
-static pn_err_t encode_event_planned(pn_codec_t *codec,
-                                     const pn_codec_plan_t *plan,
-                                     const pn_event_t *ev, pn_buf_t *out) {
+pn_err_t pn_codec_encode_event(pn_codec_t *codec, const pn_event_t *ev,
+                               pn_buf_t *out) {
+    if (!codec || !ev || !out || (unsigned)ev->type >= PN_EVT__COUNT)
+        return PN_ERR_INVALID_ARG;
     pn_codec_slot_t v[EV__SLOTS] = {
         [EV_SKU] = {.str = ev->sku_id},
         [EV_NODE] = {.str = ev->node_id},
@@ -42,53 +43,10 @@ static pn_err_t encode_event_planned(pn_codec_t *codec,
         [EV_QUANTITY] = {.num = ev->quantity},
         [EV_PREVIOUS] = {.num = ev->previous_quantity},
         [EV_ORDER] = {.str = ev->order_id}};
-    return pn_codec__plan_encode(codec, plan, v, NULL, 0, out);
+    return pn_codec__encode_slots(codec, PN_SCHEMA_INVENTORY_EVENT, v, NULL, 0,
+                                  out);
 }
 
-static int fill_event(pn_codec_t *codec, const pn_event_t *ev) {
-    const pn_codec_event_layout_t *l = &codec->event;
-    avro_value_t *v = &codec->recs[PN_SCHEMA_INVENTORY_EVENT].value;
-    avro_value_t u, b;
-    int rc = pn_codec__set_str(codec, v, l->sku_id, ev->sku_id);
-    if (!rc)
-        rc = pn_codec__set_str(codec, v, l->node_id, ev->node_id);
-    if (!rc)
-        rc = pn_codec__set_long(v, l->version, ev->version);
-    if (!rc)
-        rc = pn_codec__set_str(codec, v, l->command_id, ev->command_id);
-    if (!rc)
-        rc = pn_codec__set_str(codec, v, l->by, ev->by);
-    if (!rc)
-        rc = pn_codec__set_long(v, l->at, ev->at_ms);
-    if (!rc)
-        rc = avro_value_get_by_index(v, (size_t)l->event, &u, NULL);
-    if (!rc)
-        rc = avro_value_set_branch(&u, l->types[ev->type].branch, &b);
-    if (!rc)
-        rc = pn_codec__set_int(&b, l->types[ev->type].quantity, ev->quantity);
-    if (!rc && l->types[ev->type].previous_quantity >= 0)
-        rc = pn_codec__set_long(&b, l->types[ev->type].previous_quantity,
-                                ev->previous_quantity);
-    if (!rc && l->types[ev->type].order_id >= 0)
-        rc = pn_codec__set_str(codec, &b, l->types[ev->type].order_id,
-                               ev->order_id);
-    return rc;
-}
-
-pn_err_t pn_codec_encode_event(pn_codec_t *codec, const pn_event_t *ev,
-                               pn_buf_t *out) {
-    if (!codec || !ev || !out || (unsigned)ev->type >= PN_EVT__COUNT)
-        return PN_ERR_INVALID_ARG;
-    const pn_codec_plan_t *plan = pn_codec__plan(codec, PN_SCHEMA_INVENTORY_EVENT);
-    if (plan)
-        return encode_event_planned(codec, plan, ev, out);
-    int rc = fill_event(codec, ev);
-    if (rc)
-        return pn_codec__errno(rc);
-    return pn_codec__write(codec,
-                           &codec->recs[PN_SCHEMA_INVENTORY_EVENT].value, NULL,
-                           0, out);
-}
 
 /* The event type of a DomainEvent branch, or PN_EVT__COUNT. */
 static pn_event_type_t event_type_of(const pn_codec_t *codec, int branch) {
@@ -96,30 +54,6 @@ static pn_event_type_t event_type_of(const pn_codec_t *codec, int branch) {
         if (codec->event.types[t].branch == branch)
             return (pn_event_type_t)t;
     return PN_EVT__COUNT;
-}
-
-static int extract_payload(pn_codec_t *codec, avro_value_t *v, pn_event_t *e,
-                           pn_str_t *order) {
-    avro_value_t u, b;
-    int d = -1;
-    int rc = avro_value_get_by_index(v, (size_t)codec->event.event, &u, NULL);
-    if (!rc)
-        rc = avro_value_get_discriminant(&u, &d);
-    if (!rc)
-        rc = avro_value_get_current_branch(&u, &b);
-    e->type = event_type_of(codec, d);
-    if (rc || e->type == PN_EVT__COUNT)
-        return rc ? rc : EINVAL;
-    bool has;
-    int qi = codec->event.types[e->type].quantity;
-    int pi = codec->event.types[e->type].previous_quantity;
-    int oi = codec->event.types[e->type].order_id;
-    rc = pn_codec__get_opt_int(&b, qi, &has, &e->quantity);
-    if (!rc && pi >= 0)
-        rc = pn_codec__get_long(&b, pi, &e->previous_quantity);
-    if (!rc && oi >= 0)
-        rc = pn_codec__get_str(&b, oi, order);
-    return rc;
 }
 
 /* Copies the decoded strings into one block owned by the event, which
@@ -141,33 +75,7 @@ static pn_err_t finish_event(pn_event_t *e, pn_str_t sku, pn_str_t node,
     return PN_ERR_OK;
 }
 
-static pn_err_t extract_event(pn_codec_t *codec, pn_event_t *ev,
-                              char *errstr, size_t errstr_size) {
-    const pn_codec_event_layout_t *l = &codec->event;
-    avro_value_t *v = &codec->recs[PN_SCHEMA_INVENTORY_EVENT].value;
-    pn_event_t e = {.type = PN_EVT__COUNT};
-    pn_str_t sku, node, command_id, by, order = PN_STR_NULL;
-    int rc = pn_codec__get_str(v, l->sku_id, &sku);
-    if (!rc)
-        rc = pn_codec__get_str(v, l->node_id, &node);
-    if (!rc)
-        rc = pn_codec__get_long(v, l->version, &e.version);
-    if (!rc)
-        rc = pn_codec__get_str(v, l->command_id, &command_id);
-    if (!rc)
-        rc = pn_codec__get_str(v, l->by, &by);
-    if (!rc)
-        rc = pn_codec__get_long(v, l->at, &e.at_ms);
-    if (!rc)
-        rc = extract_payload(codec, v, &e, &order);
-    if (rc)
-        return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
-                                   "InventoryEvent: reading decoded fields");
-    return finish_event(&e, sku, node, command_id, by, order, ev, errstr,
-                        errstr_size);
-}
-
-/* The same from the slots the plan read. */
+/* The event in the slots read. Only the fields of its branch count. */
 static pn_err_t extract_event_slots(pn_codec_t *codec,
                                     const pn_codec_slot_t *v, pn_event_t *ev,
                                     char *errstr, size_t errstr_size) {
@@ -179,7 +87,6 @@ static pn_err_t extract_event_slots(pn_codec_t *codec,
         return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
                           "InventoryEvent: reading decoded fields: no such "
                           "event type");
-    /* Only the fields of its branch count, as on Avro C's path. */
     if (codec->event.types[e.type].previous_quantity >= 0)
         e.previous_quantity = v[EV_PREVIOUS].num;
     pn_str_t order = codec->event.types[e.type].order_id >= 0
@@ -199,14 +106,9 @@ pn_err_t pn_codec_decode_event(pn_codec_t *codec, const void *data,
         return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
                           "decode event: missing argument");
     pn_codec_slot_t v[EV__SLOTS] = {{.num = 0}};
-    bool planned;
     pn_err_t err = pn_codec__read_plain(codec, PN_SCHEMA_INVENTORY_EVENT,
-                                        data, len, v, &planned, errstr,
-                                        errstr_size);
-    if (err)
-        return err;
-    return planned ? extract_event_slots(codec, v, ev, errstr, errstr_size)
-                   : extract_event(codec, ev, errstr, errstr_size);
+                                        data, len, v, errstr, errstr_size);
+    return err ? err : extract_event_slots(codec, v, ev, errstr, errstr_size);
 }
 
 /* --- CommandOutcome ------------------------------------------------------- */
@@ -246,23 +148,24 @@ static const pn_codec_binding_t outcome_bindings[] = {
     {"available", OUT_AVAILABLE, PN_CODEC_CLASS_LONG},
     {"at", OUT_AT, PN_CODEC_CLASS_LONG}};
 
-void pn_codec__plan_records(pn_codec_t *codec) {
-    (void)pn_codec__plan_compile(
-        &codec->plans[PN_SCHEMA_INVENTORY_EVENT],
-        codec->recs[PN_SCHEMA_INVENTORY_EVENT].schema, event_bindings,
-        sizeof event_bindings / sizeof *event_bindings, EV__SLOTS,
-        PN_CODEC_NO_SLOT);
-    (void)pn_codec__plan_compile(
+bool pn_codec__plan_records(pn_codec_t *codec) {
+    return pn_codec__plan_compile(
+               &codec->plans[PN_SCHEMA_INVENTORY_EVENT],
+               codec->recs[PN_SCHEMA_INVENTORY_EVENT].schema, event_bindings,
+               sizeof event_bindings / sizeof *event_bindings, EV__SLOTS,
+               PN_CODEC_NO_SLOT) &&
+           pn_codec__plan_compile(
         &codec->plans[PN_SCHEMA_COMMAND_OUTCOME],
         codec->recs[PN_SCHEMA_COMMAND_OUTCOME].schema, outcome_bindings,
         sizeof outcome_bindings / sizeof *outcome_bindings, OUT__SLOTS,
         PN_CODEC_NO_SLOT);
 }
 
-static pn_err_t encode_outcome_planned(pn_codec_t *codec,
-                                       const pn_codec_plan_t *plan,
-                                       const pn_outcome_record_t *rec,
-                                       pn_buf_t *out) {
+pn_err_t pn_codec_encode_outcome_record(pn_codec_t *codec,
+                                        const pn_outcome_record_t *rec,
+                                        pn_buf_t *out) {
+    if (!codec || !rec || !out || !outcome_valid(&rec->outcome))
+        return PN_ERR_INVALID_ARG;
     const pn_codec_outcome_layout_t *l = &codec->outcome;
     const pn_outcome_t *o = &rec->outcome;
     bool no_reason = o->reason == PN_REASON_NONE;
@@ -281,59 +184,10 @@ static pn_err_t encode_outcome_planned(pn_codec_t *codec,
         [OUT_RESERVED] = {.num = o->reserved},
         [OUT_AVAILABLE] = {.num = o->available},
         [OUT_AT] = {.num = rec->at_ms}};
-    return pn_codec__plan_encode(codec, plan, v, NULL, 0, out);
+    return pn_codec__encode_slots(codec, PN_SCHEMA_COMMAND_OUTCOME, v, NULL, 0,
+                                  out);
 }
 
-static int fill_outcome(pn_codec_t *codec, const pn_outcome_record_t *rec) {
-    const pn_codec_outcome_layout_t *l = &codec->outcome;
-    const pn_outcome_t *o = &rec->outcome;
-    avro_value_t *v = &codec->recs[PN_SCHEMA_COMMAND_OUTCOME].value;
-    int reason = o->reason == PN_REASON_NONE ? -1
-                                             : l->reason_symbol[o->reason];
-    int rc = pn_codec__set_str(codec, v, l->command_id, rec->command_id);
-    if (!rc)
-        rc = pn_codec__set_enum(v, l->command_type,
-                                l->type_symbol[o->command_type]);
-    if (!rc)
-        rc = pn_codec__set_opt_str(codec, v, l->order_id, rec->order_id);
-    if (!rc)
-        rc = pn_codec__set_str(codec, v, l->sku_id, rec->sku_id);
-    if (!rc)
-        rc = pn_codec__set_str(codec, v, l->node_id, rec->node_id);
-    if (!rc)
-        rc = pn_codec__set_enum(v, l->status, l->status_symbol[o->status]);
-    if (!rc)
-        rc = pn_codec__set_opt_enum(v, l->reason, reason);
-    if (!rc)
-        rc = pn_codec__set_bool(v, l->duplicate, o->duplicate);
-    if (!rc)
-        rc = pn_codec__set_long(v, l->version, o->version);
-    if (!rc)
-        rc = pn_codec__set_long(v, l->on_hand, o->on_hand);
-    if (!rc)
-        rc = pn_codec__set_long(v, l->reserved, o->reserved);
-    if (!rc)
-        rc = pn_codec__set_long(v, l->available, o->available);
-    if (!rc)
-        rc = pn_codec__set_long(v, l->at, rec->at_ms);
-    return rc;
-}
-
-pn_err_t pn_codec_encode_outcome_record(pn_codec_t *codec,
-                                        const pn_outcome_record_t *rec,
-                                        pn_buf_t *out) {
-    if (!codec || !rec || !out || !outcome_valid(&rec->outcome))
-        return PN_ERR_INVALID_ARG;
-    const pn_codec_plan_t *plan = pn_codec__plan(codec, PN_SCHEMA_COMMAND_OUTCOME);
-    if (plan)
-        return encode_outcome_planned(codec, plan, rec, out);
-    int rc = fill_outcome(codec, rec);
-    if (rc)
-        return pn_codec__errno(rc);
-    return pn_codec__write(codec,
-                           &codec->recs[PN_SCHEMA_COMMAND_OUTCOME].value, NULL,
-                           0, out);
-}
 
 pn_err_t pn_codec_encode_outcome(pn_codec_t *codec, const pn_command_t *cmd,
                                  const pn_outcome_t *outcome, pn_buf_t *out) {
@@ -375,35 +229,6 @@ static int outcome_enums(const pn_codec_outcome_layout_t *l, int type_sym,
     return 0;
 }
 
-static int extract_outcome_numbers(pn_codec_t *codec, avro_value_t *v,
-                                   pn_outcome_t *o) {
-    const pn_codec_outcome_layout_t *l = &codec->outcome;
-    int type_sym = -1, status_sym = -1, reason_sym = -1;
-    avro_value_t f;
-    int rc = avro_value_get_by_index(v, (size_t)l->command_type, &f, NULL);
-    if (!rc)
-        rc = avro_value_get_enum(&f, &type_sym);
-    if (!rc)
-        rc = avro_value_get_by_index(v, (size_t)l->status, &f, NULL);
-    if (!rc)
-        rc = avro_value_get_enum(&f, &status_sym);
-    if (!rc)
-        rc = pn_codec__get_opt_enum(v, l->reason, &reason_sym);
-    if (!rc)
-        rc = outcome_enums(l, type_sym, status_sym, reason_sym, o);
-    if (!rc)
-        rc = pn_codec__get_bool(v, l->duplicate, &o->duplicate);
-    if (!rc)
-        rc = pn_codec__get_long(v, l->version, &o->version);
-    if (!rc)
-        rc = pn_codec__get_long(v, l->on_hand, &o->on_hand);
-    if (!rc)
-        rc = pn_codec__get_long(v, l->reserved, &o->reserved);
-    if (!rc)
-        rc = pn_codec__get_long(v, l->available, &o->available);
-    return rc;
-}
-
 /* Copies the decoded strings into one block owned by the record, which
  * then becomes *rec. */
 static pn_err_t finish_outcome(pn_outcome_record_t *r, pn_str_t command_id,
@@ -422,31 +247,7 @@ static pn_err_t finish_outcome(pn_outcome_record_t *r, pn_str_t command_id,
     return PN_ERR_OK;
 }
 
-static pn_err_t extract_outcome(pn_codec_t *codec, pn_outcome_record_t *rec,
-                                char *errstr, size_t errstr_size) {
-    const pn_codec_outcome_layout_t *l = &codec->outcome;
-    avro_value_t *v = &codec->recs[PN_SCHEMA_COMMAND_OUTCOME].value;
-    pn_outcome_record_t r = {.at_ms = 0};
-    pn_str_t command_id, order, sku, node;
-    int rc = pn_codec__get_str(v, l->command_id, &command_id);
-    if (!rc)
-        rc = pn_codec__get_opt_str(v, l->order_id, &order);
-    if (!rc)
-        rc = pn_codec__get_str(v, l->sku_id, &sku);
-    if (!rc)
-        rc = pn_codec__get_str(v, l->node_id, &node);
-    if (!rc)
-        rc = pn_codec__get_long(v, l->at, &r.at_ms);
-    if (!rc)
-        rc = extract_outcome_numbers(codec, v, &r.outcome);
-    if (rc)
-        return pn_codec__avro_fail(errstr, errstr_size, pn_codec__errno(rc),
-                                   "CommandOutcome: reading decoded fields");
-    return finish_outcome(&r, command_id, order, sku, node, rec, errstr,
-                          errstr_size);
-}
-
-/* The same from the slots the plan read. */
+/* The outcome in the slots read. */
 static pn_err_t extract_outcome_slots(pn_codec_t *codec,
                                       const pn_codec_slot_t *v,
                                       pn_outcome_record_t *rec, char *errstr,
@@ -478,14 +279,10 @@ pn_err_t pn_codec_decode_outcome(pn_codec_t *codec, const void *data,
         return pn_err_set(errstr, errstr_size, PN_ERR_INVALID_ARG,
                           "decode outcome: missing argument");
     pn_codec_slot_t v[OUT__SLOTS] = {{.num = 0}};
-    bool planned;
     pn_err_t err = pn_codec__read_plain(codec, PN_SCHEMA_COMMAND_OUTCOME,
-                                        data, len, v, &planned, errstr,
-                                        errstr_size);
-    if (err)
-        return err;
-    return planned ? extract_outcome_slots(codec, v, rec, errstr, errstr_size)
-                   : extract_outcome(codec, rec, errstr, errstr_size);
+                                        data, len, v, errstr, errstr_size);
+    return err ? err
+               : extract_outcome_slots(codec, v, rec, errstr, errstr_size);
 }
 
 /* --- InventorySnapshot ---------------------------------------------------- */
@@ -648,7 +445,7 @@ pn_err_t pn_codec_decode_snapshot(pn_codec_t *codec, const void *data,
     pn_state_clear(state);
     avro_value_t *v = &codec->recs[PN_SCHEMA_INVENTORY_SNAPSHOT].value;
     pn_err_t err = pn_codec__read_plain(codec, PN_SCHEMA_INVENTORY_SNAPSHOT,
-                                        data, len, NULL, NULL, errstr,
+                                        data, len, NULL, errstr,
                                         errstr_size);
     if (err || (err = extract_reservations(codec, v, state, errstr,
                                            errstr_size)) ||
