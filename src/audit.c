@@ -37,6 +37,7 @@ typedef struct stream_hist {
     pn_state_t state;
     int64_t *on_hand; /* [version] */
     int64_t *reserved;
+    uint64_t *made_by; /* [version]: hash of the event's command id */
     size_t cap;
 } stream_hist_t;
 
@@ -50,6 +51,7 @@ typedef struct audit {
     pn_map_t commands; /* (partition, offset) -> cmd_rec_t */
     pn_map_t streams;  /* stream key -> stream_hist_t */
     pn_map_t ids;      /* stream key + '\0' + id -> non-duplicate count */
+    pn_map_t order;    /* stream key -> outcome_order_t */
     /* Forwarded copies name their original, which may be read later (the
      * partitions interleave), so they are resolved after the pass. */
     struct forward_ref {
@@ -185,6 +187,7 @@ static void free_stream(void *value) {
     pn_state_clear(&s->state);
     free(s->on_hand);
     free(s->reserved);
+    free(s->made_by);
     free(s);
 }
 
@@ -209,7 +212,7 @@ static pn_err_t stream_of(audit_t *a, const char *key, size_t len,
     return PN_ERR_OK;
 }
 
-static pn_err_t remember_numbers(stream_hist_t *s) {
+static pn_err_t remember_numbers(stream_hist_t *s, pn_str_t command_id) {
     size_t v = (size_t)s->state.version;
     if (v >= s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
@@ -223,10 +226,15 @@ static pn_err_t remember_numbers(stream_hist_t *s) {
         if (!rs)
             return PN_ERR_NOMEM;
         s->reserved = rs;
+        uint64_t *mb = realloc(s->made_by, cap * sizeof *mb);
+        if (!mb)
+            return PN_ERR_NOMEM;
+        s->made_by = mb;
         s->cap = cap;
     }
     s->on_hand[v] = s->state.on_hand;
     s->reserved[v] = s->state.reserved;
+    s->made_by[v] = pn_hash_bytes(command_id.ptr, command_id.len);
     return PN_ERR_OK;
 }
 
@@ -249,7 +257,7 @@ static pn_err_t fold_event(audit_t *a, stream_hist_t *s, const char *key,
         violation(a, "stream %s: reservation at version %" PRId64
                      " made available %" PRId64,
                   key, ev->version, pn_state_available(&s->state));
-    return remember_numbers(s);
+    return remember_numbers(s, ev->command_id);
 }
 
 static pn_err_t on_event(void *opaque, const rd_kafka_message_t *m) {
@@ -278,6 +286,98 @@ static pn_err_t on_event(void *opaque, const rd_kafka_message_t *m) {
 }
 
 /* --- outcomes ------------------------------------------------------------------ */
+
+/* The versions that a stream's non-duplicate outcomes report, by the offset
+ * of their command: a worker runs a partition's commands in offset order,
+ * so a command never reports a version below an earlier command's, and
+ * one whose event made version v follows only commands that report less.
+ * (All commands of a stream that are run lie on its own partition,
+ * forwarded copies included: a misrouted original gets no outcome.) */
+typedef struct outcome_at {
+    int64_t offset, version;
+    bool made; /* the event at this version is this command's */
+    pn_str_t id;
+} outcome_at_t;
+
+typedef struct outcome_order {
+    outcome_at_t *items;
+    size_t n, cap;
+} outcome_order_t;
+
+static void free_order(void *value) {
+    outcome_order_t *o = value;
+    for (size_t i = 0; o && i < o->n; i++)
+        free((void *)o->items[i].id.ptr);
+    if (o)
+        free(o->items);
+    free(o);
+}
+
+static pn_err_t note_order(audit_t *a, const char *key, size_t len,
+                           int64_t offset, const pn_outcome_record_t *o) {
+    pn_map_entry_t *hist = pn_map_find(&a->streams, key, len);
+    const stream_hist_t *s = hist ? hist->value : NULL;
+    int64_t v = o->outcome.version;
+    bool made = o->outcome.status == PN_STATUS_ACCEPTED && s && v > 0 &&
+                v <= s->state.version &&
+                s->made_by[v] == pn_hash_bytes(o->command_id.ptr,
+                                               o->command_id.len);
+    pn_map_entry_t *e = pn_map_find(&a->order, key, len);
+    outcome_order_t *ord = e ? e->value : NULL;
+    if (!ord) {
+        if (!(ord = calloc(1, sizeof *ord)))
+            return PN_ERR_NOMEM;
+        pn_err_t err = pn_map_insert(&a->order, key, len, ord, NULL);
+        if (err) {
+            free(ord);
+            return err;
+        }
+    }
+    if (ord->n == ord->cap) {
+        size_t cap = ord->cap ? ord->cap * 2 : 8;
+        outcome_at_t *grown = realloc(ord->items, cap * sizeof *grown);
+        if (!grown)
+            return PN_ERR_NOMEM;
+        ord->items = grown;
+        ord->cap = cap;
+    }
+    char *id = malloc(o->command_id.len + 1);
+    if (!id)
+        return PN_ERR_NOMEM;
+    memcpy(id, o->command_id.ptr, o->command_id.len);
+    ord->items[ord->n++] = (outcome_at_t){offset, v, made,
+                                          {id, o->command_id.len}};
+    return PN_ERR_OK;
+}
+
+static int by_offset(const void *x, const void *y) {
+    const outcome_at_t *a = x, *b = y;
+    return (a->offset > b->offset) - (a->offset < b->offset);
+}
+
+static void judge_order(pn_map_entry_t *e, void *opaque) {
+    audit_t *a = opaque;
+    outcome_order_t *ord = e->value;
+    qsort(ord->items, ord->n, sizeof *ord->items, by_offset);
+    const outcome_at_t *highest = NULL; /* of the commands before */
+    for (size_t i = 0; i < ord->n; i++) {
+        const outcome_at_t *at = &ord->items[i];
+        if (i > 0 && at->offset == ord->items[i - 1].offset)
+            continue; /* one record answered twice: judge_record says so */
+        if (highest && (at->version < highest->version ||
+                        (at->made && at->version == highest->version)))
+            violation(a, "stream %.*s: command %.*s (offset %" PRId64
+                         ") %s version %" PRId64 ", but %.*s, an earlier "
+                         "command (offset %" PRId64 "), reports %" PRId64
+                         ": the commands ran out of order",
+                      (int)e->key_len, (const char *)e->key, (int)at->id.len,
+                      at->id.ptr, at->offset, at->made ? "made" : "reports",
+                      at->version, (int)highest->id.len, highest->id.ptr,
+                      highest->offset, highest->version);
+        if (!highest || at->version > highest->version)
+            highest = at;
+    }
+}
 
 static pn_err_t count_first_outcome(audit_t *a, const char *key, size_t len,
                                     pn_str_t id) {
@@ -331,7 +431,7 @@ static pn_err_t on_outcome(void *opaque, const rd_kafka_message_t *m) {
                   m->offset);
         return PN_ERR_OK;
     }
-    int64_t p, off;
+    int64_t p = -1, off = -1;
     cmd_rec_t *rec = NULL;
     if (pn_kafka_header_int(m, PN_HEADER_SOURCE_PARTITION, &p) &&
         pn_kafka_header_int(m, PN_HEADER_SOURCE_OFFSET, &off))
@@ -350,6 +450,8 @@ static pn_err_t on_outcome(void *opaque, const rd_kafka_message_t *m) {
     if (len && !o.outcome.duplicate && o.command_id.len) {
         err = count_first_outcome(a, key, len, o.command_id);
         check_numbers(a, key, len, &o);
+        if (!err && rec && !rec->misrouted)
+            err = note_order(a, key, len, off, &o);
     }
     pn_outcome_record_release(&o);
     return err;
@@ -533,6 +635,7 @@ static void free_audit(audit_t *a) {
     pn_map_free(&a->commands, free);
     pn_map_free(&a->streams, free_stream);
     pn_map_free(&a->ids, NULL);
+    pn_map_free(&a->order, free_order);
     free(a->forwards);
     pn_codec_free(a->codec);
     pn_schema_registry_free(a->registry);
@@ -566,6 +669,7 @@ pn_err_t pn_audit_run(const pn_audit_options_t *o, pn_audit_report_t *report,
     pn_map_init(&a.commands);
     pn_map_init(&a.streams);
     pn_map_init(&a.ids);
+    pn_map_init(&a.order);
     pn_err_t err = audit_codec_new(&a, errstr, errstr_size);
     report->caught_up = true;
     if (!err && o->wait_ms > 0 && o->group_id)
@@ -605,6 +709,7 @@ pn_err_t pn_audit_run(const pn_audit_options_t *o, pn_audit_report_t *report,
     if (!err) {
         resolve_forwards(&a);
         pn_map_foreach(&a.commands, judge_record, &a);
+        pn_map_foreach(&a.order, judge_order, &a);
     }
     if (!report->caught_up)
         violation(&a, "the group '%s' had not consumed every command, or a "

@@ -48,6 +48,12 @@ void pn_it_send_raw(pn_it_t *it, const void *value, size_t len);
  *  CRC32 of the key), as a careless producer would. */
 void pn_it_send_default_partitioner(pn_it_t *it, const pn_command_t *cmd);
 void pn_it_flush(pn_it_t *it);
+/** Produces one record to any topic and waits for it: its offset (-1 when
+ *  it was not delivered, a failed assertion). headers: name, value, ...,
+ *  NULL; or NULL for none. */
+int64_t pn_it_produce(pn_it_t *it, const char *topic, int32_t partition,
+                      pn_str_t key, const void *value, size_t len,
+                      const char *const *headers);
 
 /** A command for tests; strings must outlive the call to pn_it_send. */
 pn_command_t pn_it_cmd(pn_command_type_t type, const char *id,
