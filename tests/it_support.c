@@ -208,24 +208,22 @@ static rd_kafka_t *client(const char *bootstrap, rd_kafka_type_t type,
                       random_partitioner ? "consistent_random" : "murmur2_random",
                       why, sizeof why);
     rd_kafka_conf_set(conf, "linger.ms", "5", why, sizeof why);
-    /* Idempotent, with one request in flight. A plain producer reorders a
-     * partition's records when it retries one, as happens right after the
-     * topic was created: seen once with several requests in flight (a
-     * prefilled events topic whose stream began at version 37, which the
-     * worker refuses to restore), and perhaps once more with one (the
-     * semantics table's u1 answered after u2, in a run that could not tell
-     * the producer from the worker; the audit now checks the worker's
-     * order). The idempotent producer keeps each
-     * partition's order across retries. While these producers were
-     * idempotent once before, a record went missing now and then (1 of
-     * 6,000, offsets without a gap), but their delivery reports were not
-     * checked then and a flush returns once the queue is empty, delivered
-     * or not; now a failed delivery fails the test (on_delivery). */
-    if (type == RD_KAFKA_PRODUCER) {
-        rd_kafka_conf_set(conf, "enable.idempotence", "true", why, sizeof why);
+    /* One request in flight: a producer with several reorders a
+     * partition's records when it retries one, as happened right after the
+     * topic was created (a prefilled events topic whose stream began at
+     * version 37, which the worker refuses to restore). Perhaps once more
+     * with one in flight (the semantics table's u1 answered after u2, in a
+     * run that could not tell the producer from the worker; the audit now
+     * checks the worker's order): create_topics now waits until every
+     * partition is served, so that first requests are not refused and
+     * retried. enable.idempotence keeps the order too, but while these
+     * producers were idempotent a record went missing now and then (1 of
+     * 6,000, offsets without a gap, yet the flush said done); their delivery
+     * reports were not checked then. Now a failed delivery fails the test
+     * (on_delivery). */
+    if (type == RD_KAFKA_PRODUCER)
         rd_kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1",
                           why, sizeof why);
-    }
     rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
     if (!rk)
         fprintf(stderr, "it: cannot create client: %s\n", why);
@@ -272,6 +270,21 @@ static void create_topics(pn_it_t *it, int n, int n_events) {
         }
         PN_ASSERT_(count == (i == 1 ? n_events : n), CU_TRUE,
                    "topic %s visible with its partitions", names[i]);
+        /* And every partition served by its leader (its log exists there):
+         * a first produce request refused as the topic settles is retried,
+         * and a retry is where a producer can reorder or lose records. */
+        for (int32_t p = 0; p < count; p++) {
+            rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_UNKNOWN;
+            for (int tries = 0; e && tries < 300; tries++) {
+                int64_t low, high;
+                e = rd_kafka_query_watermark_offsets(rk, names[i], p, &low,
+                                                     &high, 2000);
+                if (e)
+                    usleep(100 * 1000);
+            }
+            PN_ASSERT_(e == 0, CU_TRUE, "topic %s [%d] served: %s", names[i],
+                       (int)p, rd_kafka_err2str(e));
+        }
     }
     rd_kafka_destroy(rk);
 }
