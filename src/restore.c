@@ -7,6 +7,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -54,6 +55,7 @@ typedef struct restore_progress {
     uint64_t applied;
     uint64_t skipped;
     int remaining; /* partitions not at their end yet */
+    uint8_t *at_end; /* [partition]: reached its end once, counted */
     double started;
     double last_log;
 } restore_progress_t;
@@ -161,6 +163,11 @@ pn_err_t pn_worker_restore(pn_worker_t *w, char *errstr, size_t errstr_size) {
         return err;
     restore_progress_t rp = {.remaining = w->to_restore->cnt,
                              .started = pn_mono_s()};
+    /* A partition can report its end more than once (a transaction that
+     * was open there ends, more events come): it counts once. */
+    rp.at_end = calloc((size_t)w->n_partitions, 1);
+    if (!rp.at_end)
+        return PN_ERR_NOMEM;
     rp.last_log = rp.started;
     pn_worker_metrics_restore(w, 0, rp.remaining);
     while (rp.remaining > 0 && !w->stop && !err) {
@@ -170,8 +177,14 @@ pn_err_t pn_worker_restore(pn_worker_t *w, char *errstr, size_t errstr_size) {
             pn_worker_metrics_restore(w, rp.applied, rp.remaining);
             continue;
         }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            rp.remaining -= at_log_end(w, m);
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            int32_t p = m->partition;
+            bool known = p >= 0 && p < w->n_partitions;
+            if (known && !rp.at_end[p] && at_log_end(w, m)) {
+                rp.at_end[p] = 1;
+                rp.remaining--;
+            }
+        }
         else if (m->err)
             pn_log_kv(PN_LOG_WARN, "restore consumer error",
                       PN_LOG_STR("error", rd_kafka_message_errstr(m)));
@@ -181,6 +194,7 @@ pn_err_t pn_worker_restore(pn_worker_t *w, char *errstr, size_t errstr_size) {
         log_progress(w, &rp, false);
         pn_worker_metrics_restore(w, rp.applied, rp.remaining);
     }
+    free(rp.at_end);
     rd_kafka_assign(w->restore_consumer, NULL);
     if (!err)
         err = pn_engine_commit(w->engine, NULL, 0, errstr, errstr_size);

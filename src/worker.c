@@ -308,25 +308,77 @@ static pn_err_t txn_abort(pn_worker_t *w, pn_err_t cause, char *errstr,
     return producer_rebuild(w, errstr, errstr_size);
 }
 
-/* Moves the consumer back to the committed offsets of its assignment. */
-static void rewind_consumer(pn_worker_t *w) {
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
-        return;
-    rd_kafka_resp_err_t rerr = rd_kafka_committed(w->consumer, parts, 30000);
-    if (rerr)
-        pn_log_kv(PN_LOG_ERROR, "cannot read committed offsets",
-                  PN_LOG_STR("error", rd_kafka_err2str(rerr)));
-    for (int i = 0; i < parts->cnt; i++)
-        if (parts->elems[i].offset < 0)
-            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(w->consumer, parts, 30000);
+/* Moves partitions of the consumer to the given offsets. The wait is
+ * unbounded: a seek is local and immediate (and librdkafka 2.0.2 takes the
+ * timeout in microseconds, so that "10 s" gave up after 10 ms). A
+ * partition that cannot be moved would skip records or run them twice, so
+ * any failure is an error. */
+static pn_err_t seek_to(pn_worker_t *w, rd_kafka_topic_partition_list_t *parts,
+                        const char *why, char *errstr, size_t errstr_size) {
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(w->consumer, parts, -1);
     if (error) {
-        pn_log_kv(PN_LOG_ERROR, "cannot rewind the consumer",
-                  PN_LOG_STR("error", rd_kafka_error_string(error)));
+        pn_err_t err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                                  "cannot seek to %s: %s", why,
+                                  rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
+        return err;
     }
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].err)
+            return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                              "cannot seek %s [%d] to %s: %s",
+                              parts->elems[i].topic,
+                              (int)parts->elems[i].partition, why,
+                              rd_kafka_err2str(parts->elems[i].err));
+    return PN_ERR_OK;
+}
+
+/* Reads the committed offsets of parts, retrying while the group
+ * coordinator does not answer (it moves, or it is loading). */
+#define COMMITTED_ATTEMPTS 5
+static rd_kafka_resp_err_t read_committed_offsets(
+    pn_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
+    rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int attempt = 1; attempt <= COMMITTED_ATTEMPTS; attempt++) {
+        rerr = rd_kafka_committed(w->consumer, parts, 30000);
+        for (int i = 0; !rerr && i < parts->cnt; i++)
+            rerr = parts->elems[i].err;
+        if (!rerr || attempt == COMMITTED_ATTEMPTS || w->stop)
+            break;
+        pn_log_kv(PN_LOG_WARN, "cannot read the committed offsets, retrying",
+                  PN_LOG_STR("error", rd_kafka_err2str(rerr)),
+                  PN_LOG_INT("attempt", attempt));
+        sleep((unsigned)attempt);
+    }
+    return rerr;
+}
+
+/* Moves the consumer back to the committed offsets of its assignment. Those
+ * must be known: anywhere else (the log's start, say) runs committed
+ * commands again or skips some. When they cannot be read, the worker stops
+ * instead; on its restart the group resumes it from them. */
+static pn_err_t rewind_consumer(pn_worker_t *w, char *errstr,
+                                size_t errstr_size) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t rerr = rd_kafka_assignment(w->consumer, &parts);
+    if (rerr || !parts)
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                          "cannot rewind: the assignment is unknown: %s",
+                          rd_kafka_err2str(rerr));
+    pn_err_t err = PN_ERR_OK;
+    if (parts->cnt && (rerr = read_committed_offsets(w, parts)))
+        err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
+                         "cannot read the committed offsets to rewind to "
+                         "after an abort: %s; stopping rather than resume "
+                         "anywhere else",
+                         rd_kafka_err2str(rerr));
+    for (int i = 0; !err && i < parts->cnt; i++)
+        if (parts->elems[i].offset < 0) /* none committed yet: the start, */
+            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING; /* as reset */
+    if (!err && parts->cnt)
+        err = seek_to(w, parts, "the committed offset", errstr, errstr_size);
     rd_kafka_topic_partition_list_destroy(parts);
+    return err;
 }
 
 /* Undoes a failed transaction so that its records run again from the
@@ -344,8 +396,10 @@ static pn_err_t recover(pn_worker_t *w, pn_err_t cause, const char *why,
               PN_LOG_STR("error", pn_err_name(cause)), PN_LOG_STR("detail", why),
               PN_LOG_UINT("commands", w->txn_records));
     pn_err_t err = txn_abort(w, cause, errstr, errstr_size);
-    rewind_consumer(w);
-    return err;
+    char why_not[512];
+    pn_err_t rerr = err ? rewind_consumer(w, why_not, sizeof why_not)
+                        : rewind_consumer(w, errstr, errstr_size);
+    return err ? err : rerr;
 }
 
 /* A failed record or commit: Kafka trouble is undone and retried; a
@@ -444,6 +498,14 @@ static void on_revoke(pn_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
     rd_kafka_assign(w->consumer, NULL);
 }
 
+static void rebalance_failed(pn_worker_t *w, const char *what,
+                             rd_kafka_resp_err_t e) {
+    snprintf(w->rebalance_failure, sizeof w->rebalance_failure, "%s: %s",
+             what, rd_kafka_err2str(e));
+    pn_log_kv(PN_LOG_ERROR, "rebalance failed",
+              PN_LOG_STR("error", w->rebalance_failure));
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
@@ -455,9 +517,20 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         pn_log_kv(PN_LOG_INFO, "partitions assigned",
                   PN_LOG_STR("topic", w->opts.commands_topic),
                   PN_LOG_STR("partitions", list));
-        rd_kafka_assign(rk, parts);
+        rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
+        if (e) {
+            rebalance_failed(w, "cannot take the assigned partitions", e);
+            return;
+        }
         /* Nothing runs on a partition before its state is restored. */
-        rd_kafka_pause_partitions(rk, parts);
+        e = rd_kafka_pause_partitions(rk, parts);
+        for (int i = 0; !e && i < parts->cnt; i++)
+            e = parts->elems[i].err;
+        if (e) {
+            rebalance_failed(w, "cannot pause the assigned partitions for "
+                                "their restore", e);
+            return;
+        }
         for (int i = 0; i < parts->cnt; i++)
             rd_kafka_topic_partition_list_add(w->to_restore, parts->elems[i].topic,
                                               parts->elems[i].partition);
@@ -611,17 +684,15 @@ void pn_worker_get_stats(const pn_worker_t *w, pn_worker_stats_t *stats) {
 /* --- the loop ------------------------------------------------------------------- */
 
 /* Moves one partition back to a record's offset. */
-static void seek_back(pn_worker_t *w, const rd_kafka_message_t *m) {
+static pn_err_t seek_back(pn_worker_t *w, const rd_kafka_message_t *m,
+                          char *errstr, size_t errstr_size) {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(parts, rd_kafka_topic_name(m->rkt),
                                       m->partition)->offset = m->offset;
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(w->consumer, parts, 10000);
-    if (error) {
-        pn_log_kv(PN_LOG_ERROR, "cannot seek back",
-                  PN_LOG_STR("error", rd_kafka_error_string(error)));
-        rd_kafka_error_destroy(error);
-    }
+    pn_err_t err = seek_to(w, parts, "a record polled before the restore",
+                           errstr, errstr_size);
     rd_kafka_topic_partition_list_destroy(parts);
+    return err;
 }
 
 /* Waits no longer than the open transaction's deadline, so that commits
@@ -639,6 +710,12 @@ static pn_err_t poll_once(pn_worker_t *w, int64_t now, char *errstr,
                           size_t errstr_size) {
     rd_kafka_message_t *m =
         rd_kafka_consumer_poll(w->consumer, poll_timeout(w, now));
+    if (w->rebalance_failure[0]) {
+        if (m)
+            rd_kafka_message_destroy(m);
+        return pn_err_set(errstr, errstr_size, PN_ERR_KAFKA, "%s",
+                          w->rebalance_failure);
+    }
     if (!m)
         return PN_ERR_OK;
     pn_err_t err = PN_ERR_OK;
@@ -647,7 +724,7 @@ static pn_err_t poll_once(pn_worker_t *w, int64_t now, char *errstr,
          * slipped through goes back, so it is not skipped later. (No
          * transaction is open: the revocation before it aborted it.) */
         if (!m->err)
-            seek_back(w, m);
+            err = seek_back(w, m, errstr, errstr_size);
     } else if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             pn_log_kv(PN_LOG_WARN, "consumer error",
