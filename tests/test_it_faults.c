@@ -13,6 +13,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include "it_support.h"
+#include "panther/kafka.h"
+#include "panther/partition.h"
 #include "pn_test.h"
 
 const int pn_test_needs_broker = 1;
@@ -132,11 +134,11 @@ static bool wait_outcome(pn_it_t *it, const char *id, pn_outcome_t *out,
 /* A transactional producer that writes the stream's next event to the
  * events topic, as the partition's previous owner would, and leaves its
  * transaction open. */
-static rd_kafka_t *zombie_open(pn_it_t *it, const char *sku, const char *node,
-                               int64_t version, int32_t on_hand,
-                               int32_t previous) {
+static rd_kafka_t *zombie_open(pn_it_t *it, const char *name, const char *sku,
+                               const char *node, int64_t version,
+                               int32_t on_hand, int32_t previous) {
     char err[512], txn_id[200];
-    snprintf(txn_id, sizeof txn_id, "%s-zombie", it->prefix);
+    snprintf(txn_id, sizeof txn_id, "%s-%s", it->prefix, name);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", it->bootstrap, err, sizeof err);
     rd_kafka_conf_set(conf, "transactional.id", txn_id, err, sizeof err);
@@ -157,8 +159,12 @@ static rd_kafka_t *zombie_open(pn_it_t *it, const char *sku, const char *node,
     PN_REQUIRE(pn_codec_encode_event(it->codec, &ev, &value) == PN_ERR_OK);
     char key[PN_STREAM_KEY_MAX];
     size_t key_len = pn_stream_key(ev.sku_id, ev.node_id, key, sizeof key);
+    int32_t n = 0;
+    PN_REQUIRE(pn_kafka_partition_count(rk, it->events, 10000, &n, err,
+                                        sizeof err) == PN_ERR_OK);
     PN_REQUIRE(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(it->events),
-                                 RD_KAFKA_V_PARTITION(0),
+                                 RD_KAFKA_V_PARTITION(
+                                     pn_partition_for_key(key, key_len, n)),
                                  RD_KAFKA_V_KEY(key, key_len),
                                  RD_KAFKA_V_VALUE(value.data, value.len),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -186,7 +192,7 @@ static void zombie_case(bool commits) {
     PN_ASSERT_EQ_INT(o.version, 1);
     PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
 
-    rd_kafka_t *zombie = zombie_open(&it, "SKU-Z", "DC-Z", 2, 7, 10);
+    rd_kafka_t *zombie = zombie_open(&it, "zombie", "SKU-Z", "DC-Z", 2, 7, 10);
     w = pn_it_worker_start(&it, "w1", NULL);
     pn_command_t reserve = pn_it_cmd(PN_CMD_RESERVE, "z-reserve", "o-z",
                                      "SKU-Z", "DC-Z", true, 1);
@@ -215,6 +221,61 @@ static void test_restore_waits_for_a_zombie_that_aborts(void) {
     zombie_case(false);
 }
 
+/* The same wait with two partitions, while the other one reaches its end a
+ * second time: a transaction there commits after the worker first got to
+ * its end. Each partition counts once; a restore that counted ends, not
+ * partitions, finished here with the zombie's still open. */
+static void test_restore_counts_each_partition_once(void) {
+    pn_it_t it;
+    PN_REQUIRE(pn_it_init(&it, "zombie2", 2, 2));
+    /* SKU-Z|DC-Z and SKU-B|DC-Z lie on different ones of 2 partitions. */
+    const char *z = "SKU-Z", *other = "SKU-B";
+    PN_REQUIRE(pn_partition_for_key("SKU-Z|DC-Z", 10, 2) !=
+               pn_partition_for_key("SKU-B|DC-Z", 10, 2));
+    pn_command_t stock_z = pn_it_cmd(PN_CMD_UPDATE, "z-stock", NULL, z, "DC-Z",
+                                     true, 10);
+    pn_command_t stock_o = pn_it_cmd(PN_CMD_UPDATE, "o-stock", NULL, other,
+                                     "DC-Z", true, 10);
+    pn_it_send(&it, &stock_z, false);
+    pn_it_send(&it, &stock_o, false);
+    pn_it_flush(&it);
+    pid_t w = pn_it_worker_start(&it, "w1", NULL);
+    pn_outcome_t o = {0};
+    PN_REQUIRE(wait_outcome(&it, "z-stock", &o, 60000));
+    PN_REQUIRE(wait_outcome(&it, "o-stock", &o, 60000));
+    PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
+
+    rd_kafka_t *zombie = zombie_open(&it, "zombie", z, "DC-Z", 2, 7, 10);
+    w = pn_it_worker_start(&it, "w1", NULL);
+    char log[4200];
+    snprintf(log, sizeof log, "%s/w1.log", it.dir);
+    const char *waiting[] = {"restore waiting for an open transaction", NULL};
+    for (int i = 0; i < 300 && pn_it_log_count(log, waiting) == 0; i++)
+        pn_it_sleep_ms(100);
+    PN_ASSERT(pn_it_log_count(log, waiting) > 0);
+    pn_it_sleep_ms(1000); /* the other partition is at its end by now */
+    rd_kafka_t *late = zombie_open(&it, "late", other, "DC-Z", 2, 8, 10);
+    PN_ASSERT(rd_kafka_commit_transaction(late, 30000) == NULL);
+    rd_kafka_destroy(late);
+
+    pn_command_t reserve = pn_it_cmd(PN_CMD_RESERVE, "z-reserve", "o-z", z,
+                                     "DC-Z", true, 1);
+    pn_it_send(&it, &reserve, false);
+    pn_it_flush(&it);
+    PN_ASSERT(!wait_outcome(&it, "z-reserve", &o, 4000));
+    PN_ASSERT(rd_kafka_commit_transaction(zombie, 30000) == NULL);
+    rd_kafka_destroy(zombie);
+    PN_REQUIRE(wait_outcome(&it, "z-reserve", &o, 60000));
+    PN_ASSERT_EQ_INT(o.version, 3);
+    PN_ASSERT_EQ_INT(o.on_hand, 7);
+    pn_audit_report_t report;
+    pn_it_audit(&it, 60000, &report);
+    PN_ASSERT_EQ_INT(report.violations, 0);
+    pn_audit_report_free(&report);
+    PN_ASSERT_EQ_INT(pn_it_worker_stop(w, SIGTERM), 0);
+    pn_it_cleanup(&it);
+}
+
 static const pn_test_case_t cases[] = {
     {"SIGKILL mid-batch, repeatedly", test_kill_nine_repeatedly},
     {"three workers, one killed, one added", test_rebalance_three_workers},
@@ -222,6 +283,8 @@ static const pn_test_case_t cases[] = {
      test_restore_waits_for_a_zombie_that_commits},
     {"restore waits for a zombie that aborts",
      test_restore_waits_for_a_zombie_that_aborts},
+    {"restore counts each partition once",
+     test_restore_counts_each_partition_once},
     {"local store lost between runs", test_lost_local_store},
     {NULL, NULL}};
 
