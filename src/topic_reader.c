@@ -1,7 +1,9 @@
 #include "topic_reader.h"
 #include "clock.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +58,11 @@ pn_err_t pn_topic_read_all(const pn_kafka_prop_t *kafka, size_t n_kafka,
         err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
                          "cannot assign topic '%s'", topic);
     rd_kafka_topic_partition_list_destroy(parts);
+    /* A partition reports its end again after records that came later: it
+     * counts once, or another partition would be left unread. */
+    uint8_t *at_end = calloc(n_parts > 0 ? (size_t)n_parts : 1, 1);
+    if (!err && !at_end)
+        err = PN_ERR_NOMEM;
     int remaining = n_parts;
     int64_t deadline = pn_mono_ms() + timeout_ms;
     while (!err && remaining > 0) {
@@ -68,9 +75,13 @@ pn_err_t pn_topic_read_all(const pn_kafka_prop_t *kafka, size_t n_kafka,
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            remaining--;
-        else if (m->err)
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (m->partition >= 0 && m->partition < n_parts &&
+                !at_end[m->partition]) {
+                at_end[m->partition] = 1;
+                remaining--;
+            }
+        } else if (m->err)
             err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
                              "reading topic '%s': %s", topic,
                              rd_kafka_message_errstr(m));
@@ -78,6 +89,7 @@ pn_err_t pn_topic_read_all(const pn_kafka_prop_t *kafka, size_t n_kafka,
             err = fn(opaque, m);
         rd_kafka_message_destroy(m);
     }
+    free(at_end);
     rd_kafka_consumer_close(rk);
     pn_kafka_destroy(rk, "topic reader", PN_KAFKA_DESTROY_TIMEOUT_MS);
     return err;

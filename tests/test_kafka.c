@@ -1,7 +1,10 @@
-/* pn_kafka_destroy: a client's destroy with a deadline (src/kafka.c), on
- * librdkafka's in-process mock cluster. */
+/* pn_kafka_destroy: a client's destroy with a deadline (src/kafka.c), and
+ * pn_topic_read_all (src/topic_reader.c), on librdkafka's in-process mock
+ * cluster, which can slow one broker down. */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -9,6 +12,7 @@
 #include "clock.h"
 #include "panther/kafka.h"
 #include "pn_test.h"
+#include "topic_reader.h"
 
 static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap,
                           rd_kafka_conf_t *conf) {
@@ -88,10 +92,76 @@ static void test_destroy_past_its_deadline_is_left_behind(void) {
     rd_kafka_destroy(host);
 }
 
+/* A read of a topic whose partition 0 grows while partition 1, on a slow
+ * broker, has not been read yet: partition 0 reports its end twice. */
+typedef struct growing_read {
+    rd_kafka_t *producer;
+    int per_partition[2];
+    pthread_t grower;
+    bool growing;
+} growing_read_t;
+
+static void produce_to_partition(rd_kafka_t *producer, int32_t partition) {
+    PN_REQUIRE(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC("r"),
+                                 RD_KAFKA_V_PARTITION(partition),
+                                 RD_KAFKA_V_VALUE("x", 1),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_END) == 0);
+    PN_REQUIRE(rd_kafka_flush(producer, 10000) == 0);
+}
+
+/* A second record for partition 0, a second after its first was read: by
+ * then the reader has seen partition 0's end (the mock holds an empty fetch
+ * for 500 ms), and partition 1's record is still on its way (5 s). */
+static void *grow_later(void *arg) {
+    growing_read_t *g = arg;
+    usleep(1000 * 1000);
+    produce_to_partition(g->producer, 0);
+    return NULL;
+}
+
+static pn_err_t count_and_grow(void *opaque, const rd_kafka_message_t *m) {
+    growing_read_t *g = opaque;
+    if (m->partition == 0 && !g->growing)
+        g->growing = pthread_create(&g->grower, NULL, grow_later, g) == 0;
+    if (m->partition >= 0 && m->partition < 2)
+        g->per_partition[m->partition]++;
+    return PN_ERR_OK;
+}
+
+static void test_read_counts_each_partition_end_once(void) {
+    rd_kafka_t *host = client(RD_KAFKA_PRODUCER, "", NULL);
+    rd_kafka_mock_cluster_t *mock = rd_kafka_mock_cluster_new(host, 2);
+    PN_REQUIRE(mock != NULL);
+    PN_REQUIRE(rd_kafka_mock_topic_create(mock, "r", 2, 1) == 0);
+    PN_REQUIRE(rd_kafka_mock_partition_set_leader(mock, "r", 0, 1) == 0);
+    PN_REQUIRE(rd_kafka_mock_partition_set_leader(mock, "r", 1, 2) == 0);
+    const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
+    growing_read_t g = {.producer = client(RD_KAFKA_PRODUCER, bootstrap, NULL)};
+    produce_to_partition(g.producer, 0);
+    produce_to_partition(g.producer, 1);
+    PN_REQUIRE(rd_kafka_mock_broker_set_rtt(mock, 2, 5000) == 0);
+
+    pn_kafka_prop_t kafka[] = {{"bootstrap.servers", bootstrap}};
+    char why[512] = "";
+    pn_err_t e = pn_topic_read_all(kafka, 1, "r", count_and_grow, &g, 60000,
+                                   why, sizeof why);
+    PN_ASSERT_(e == PN_ERR_OK, CU_FALSE, "read: %s", why);
+    PN_REQUIRE(g.growing);
+    pthread_join(g.grower, NULL);
+    PN_ASSERT_EQ_INT(g.per_partition[0], 2);
+    PN_ASSERT_EQ_INT(g.per_partition[1], 1); /* not left unread */
+    rd_kafka_destroy(g.producer);
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(host);
+}
+
 static const pn_test_case_t cases[] = {
     {"destroy in time", test_destroy_in_time},
     {"a destroy past its deadline is left behind",
      test_destroy_past_its_deadline_is_left_behind},
+    {"a read counts each partition's end once",
+     test_read_counts_each_partition_end_once},
     {NULL, NULL}};
 
 const pn_test_suite_t pn_test_suites[] = {{"kafka", cases}, {NULL, NULL}};
