@@ -45,6 +45,13 @@ static pn_err_t producer_new(pn_snapshotter_t *s, char *errstr,
         return err;
     rd_kafka_conf_set_opaque(conf, s);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    char max_bytes[32];
+    size_t max_bytes_len = sizeof max_bytes;
+    s->publish_max_bytes =
+        rd_kafka_conf_get(conf, "message.max.bytes", max_bytes,
+                          &max_bytes_len) == RD_KAFKA_CONF_OK
+            ? (size_t)strtoull(max_bytes, NULL, 10)
+            : 1000000;
     char why[512];
     s->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
     if (!s->producer) {

@@ -178,8 +178,12 @@ typedef struct publish_ctx {
 } publish_ctx_t;
 
 /* A snapshot the codec refuses (past codec.max.record.bytes: a stream with
- * a huge number of reservations) cannot be published, ever; it is logged
- * and stored, rather than stalling every checkpoint behind it. */
+ * a huge number of reservations), or one larger than the producer sends
+ * (message.max.bytes, a little below the codec's default limit), cannot be
+ * published, ever; it is logged and stored, rather than stalling every
+ * checkpoint behind it. */
+/* Room for the record's framing around key and value in a batch. */
+#define RECORD_OVERHEAD_BYTES 128
 static bool encode(pn_snapshotter_t *s, pn_map_entry_t *e,
                    const pn_snap_stream_t *st) {
     pn_str_t sku = {e->key, st->sku_len};
@@ -192,8 +196,20 @@ static bool encode(pn_snapshotter_t *s, pn_map_entry_t *e,
                   PN_LOG_STRN("stream", e->key, e->key_len), PN_LOG_ERR(err),
                   PN_LOG_UINT("reservations", st->state.n_reservations));
         count(&s->stats.bad_events, 1);
+        return false;
     }
-    return err == PN_ERR_OK;
+    size_t record_bytes = s->scratch.len + e->key_len + RECORD_OVERHEAD_BYTES;
+    if (record_bytes > s->publish_max_bytes) {
+        pn_log_kv(PN_LOG_ERROR,
+                  "snapshot larger than the producer sends, not published",
+                  PN_LOG_STRN("stream", e->key, e->key_len),
+                  PN_LOG_UINT("bytes", record_bytes),
+                  PN_LOG_UINT("message_max_bytes", s->publish_max_bytes),
+                  PN_LOG_UINT("reservations", st->state.n_reservations));
+        count(&s->stats.bad_events, 1);
+        return false;
+    }
+    return true;
 }
 
 static void publish_one(pn_map_entry_t *e, void *opaque) {

@@ -35,6 +35,9 @@ struct pn_snapshotter_s {
     pn_store_batch_t *batch;
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
+    /* The largest record the producer sends (its message.max.bytes): a
+     * bigger snapshot would fail every checkpoint, so it is not produced. */
+    size_t publish_max_bytes;
     pn_http_server_t *http;
     pn_http_route_t *routes; /* the read API and the caller's routes */
     int32_t n_partitions;    /* of the events topic */

@@ -81,7 +81,9 @@ typedef struct snap_proc {
     char log[4200];
 } snap_proc_t;
 
-static void snap_start(snap_env_t *env, snap_proc_t *sp, const char *instance) {
+/* Starts `panther snapshotter`; extra: one more --set value, or NULL. */
+static void snap_start_with(snap_env_t *env, snap_proc_t *sp,
+                            const char *instance, const char *extra) {
     pn_it_t *it = &env->it;
     if (!sp->port)
         sp->port = pn_it_free_port();
@@ -103,6 +105,8 @@ static void snap_start(snap_env_t *env, snap_proc_t *sp, const char *instance) {
     SET("snapshotter.interval.ms=" INTERVAL_MS);
     SET("snapshotter.http.port=%d", sp->port);
     SET("kafka.bootstrap.servers=%s", it->bootstrap);
+    if (extra)
+        SET("%s", extra);
 #undef SET
     const char *panther = getenv("PN_PANTHER");
     PN_REQUIRE(panther != NULL);
@@ -127,6 +131,10 @@ static void snap_start(snap_env_t *env, snap_proc_t *sp, const char *instance) {
         _exit(127);
     }
     pn_it_track_child(sp->pid);
+}
+
+static void snap_start(snap_env_t *env, snap_proc_t *sp, const char *instance) {
+    snap_start_with(env, sp, instance, NULL);
 }
 
 /* --- HTTP ------------------------------------------------------------------- */
@@ -849,6 +857,49 @@ static void test_gap_is_reported(void) {
     pn_it_cleanup(&env.it);
 }
 
+/* A snapshot larger than the producer sends (message.max.bytes) is logged
+ * and kept in the local store; every other stream's checkpoints go on. It
+ * used to fail each checkpoint, forever. */
+static void test_too_large_snapshot_does_not_stall(void) {
+    snap_env_t env;
+    PN_REQUIRE(env_init(&env, "snapbig", 1, 1));
+    const int64_t t = 1767225600000LL;
+    produce_event(&env, "BIG", "1", 1, PN_EVT_UPDATED, NULL, 100000, t);
+    for (int i = 0; i < 200; i++) { /* ~5 KB of order ids */
+        char order[40];
+        snprintf(order, sizeof order, "order-%08x-%08x", i * 2654435761u,
+                 i * 40503u);
+        produce_event(&env, "BIG", "1", 2 + i, PN_EVT_RESERVED, order, 1,
+                      t + 1 + i);
+    }
+    produce_event(&env, "SMALL", "1", 1, PN_EVT_UPDATED, NULL, 5, t);
+    pn_it_flush(&env.it);
+
+    snap_proc_t sp = {0};
+    snap_start_with(&env, &sp, "s1", "kafka.message.max.bytes=4096");
+    PN_ASSERT(wait_ready(sp.port, 60000));
+    PN_ASSERT(wait_version(sp.port, "/v1/inventory/SMALL/1", 1));
+    PN_ASSERT_EQ_INT(api_version(sp.port, "/v1/inventory/BIG/1", NULL), 201);
+    const char *big[] = {"snapshot larger than the producer sends",
+                         "\"stream\":\"BIG|1\"", NULL};
+    PN_ASSERT_EQ_INT(pn_it_log_count(sp.log, big), 1);
+    produce_event(&env, "SMALL", "1", 2, PN_EVT_RESERVED, "o1", 1, t + 1);
+    pn_it_flush(&env.it);
+    PN_ASSERT(wait_version(sp.port, "/v1/inventory/SMALL/1", 2));
+    PN_ASSERT_EQ_INT(pn_it_worker_stop(sp.pid, SIGTERM), 0);
+
+    fold_t f;
+    memset(&f, 0, sizeof f);
+    f.codec = env.it.codec;
+    fold_find(&f, "SMALL|1", 7, true);
+    fold_find(&f, "BIG|1", 5, true);
+    read_snapshots(&env, &f);
+    PN_ASSERT_EQ_INT(f.v[0].topic_state.version, 2);
+    PN_ASSERT_EQ_INT(f.v[1].topic_records, 0);
+    fold_free(&f);
+    pn_it_cleanup(&env.it);
+}
+
 static void expect_status(int port, const char *method, const char *path,
                           int status, const char *body_part) {
     reply_t r;
@@ -1044,6 +1095,8 @@ static const pn_test_case_t cases[] = {
     {"snapshots equal the fold; kill -9 loses and repeats nothing",
      test_snapshots_equal_the_fold},
     {"a version gap is reported, not papered over", test_gap_is_reported},
+    {"a snapshot too large to publish does not stall the others",
+     test_too_large_snapshot_does_not_stall},
     {"read API: status codes, JSON, malformed and oversized requests",
      test_read_api},
     {"two snapshotters share the partitions",

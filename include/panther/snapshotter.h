@@ -104,7 +104,8 @@ typedef struct pn_snapshotter_stats {
     uint64_t skipped;       /* at or below the stored version (replays) */
     uint64_t gaps;          /* version gaps found (streams marked gapped) */
     uint64_t gapped_events; /* events not applied: their stream is gapped */
-    uint64_t bad_events;    /* undecodable, or refused by evolve (logged) */
+    uint64_t bad_events;    /* undecodable, refused by evolve, or a snapshot
+                               that cannot be published (logged) */
     uint64_t snapshots_published; /* records acknowledged by the broker */
     uint64_t publish_failures;    /* checkpoints retried: a delivery failed */
     uint64_t checkpoints;         /* RocksDB writes */
