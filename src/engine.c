@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "clock.h"
 #include "hashmap.h"
 #include "panther/log.h"
 #include "state_cache.h"
@@ -40,6 +41,8 @@ struct pn_engine_s {
     pn_state_cache_t *cache;
     uint64_t window_commands;
     int64_t window_ms;
+    int64_t (*clock_ms)(void *opaque); /* NULL: command times as given */
+    void *clock_opaque;
 
     /* The open batch. */
     pn_store_batch_t *batch;
@@ -88,6 +91,8 @@ pn_err_t pn_engine_new(const pn_engine_options_t *opts, pn_engine_t **enginep,
         return pn_err_set(errstr, errstr_size, PN_ERR_NOMEM, "out of memory");
     engine->store = opts->store;
     engine->codec = opts->codec;
+    engine->clock_ms = opts->clock_ms;
+    engine->clock_opaque = opts->clock_opaque;
     /* The store's window: its compaction expires entries by it, so the
      * engine must not count on a wider one. */
     pn_store_dedup_window(opts->store, &engine->window_commands,
@@ -393,6 +398,23 @@ static pn_err_t dedup_key(pn_engine_t *engine, pn_str_t stream_key,
 
 /* An entry outside the window counts as absent, whether compaction has
  * dropped it yet or not (DESIGN.md section 4). */
+int64_t pn_engine_wall_clock(void *opaque) {
+    (void)opaque;
+    return pn_wall_ms();
+}
+
+/* Moves the partition's window clock to a command time, unless that lies
+ * too far past the caller's clock (the clock is read only then). */
+static void advance_window_clock(const pn_engine_t *engine,
+                                 pn_partition_meta_t *meta, int64_t at_ms) {
+    if (at_ms <= meta->dedup_max_at_ms)
+        return;
+    if (engine->clock_ms &&
+        at_ms - PN_ENGINE_MAX_AHEAD_MS > engine->clock_ms(engine->clock_opaque))
+        return;
+    meta->dedup_max_at_ms = at_ms;
+}
+
 static bool in_window(const pn_engine_t *engine, const pn_partition_meta_t *meta,
                       const pn_dedup_entry_t *entry) {
     return !pn_store_dedup_expired(engine->window_commands, engine->window_ms,
@@ -568,8 +590,7 @@ static pn_err_t execute(pn_engine_t *engine, int32_t partition,
                               pn_err_str(err));
     }
     meta->dedup_seq++;
-    if (cmd->at_ms > meta->dedup_max_at_ms)
-        meta->dedup_max_at_ms = cmd->at_ms;
+    advance_window_clock(engine, meta, cmd->at_ms);
 
     engine->stats.commands++;
     engine->stats.duplicates += d.outcome.duplicate;
@@ -655,8 +676,7 @@ static pn_err_t apply_decoded(pn_engine_t *engine, partition_slot_t *slot,
         (err = remember(engine, key, ev->command_id, &entry)))
         return err;
     slot->pending.dedup_seq++;
-    if (ev->at_ms > slot->pending.dedup_max_at_ms)
-        slot->pending.dedup_max_at_ms = ev->at_ms;
+    advance_window_clock(engine, &slot->pending, ev->at_ms);
     *applied = true;
     engine->stats.events++;
     return PN_ERR_OK;

@@ -630,6 +630,7 @@ pn_err_t pn_worker_new(const pn_worker_options_t *opts, pn_worker_t **workerp,
         pn_engine_options_t eo = opts->engine;
         eo.store = w->store;
         eo.codec = w->codec;
+        eo.clock_ms = pn_engine_wall_clock;
         err = pn_engine_new(&eo, &w->engine, errstr, errstr_size);
     }
     if (!err)

@@ -220,6 +220,48 @@ static void test_window_by_count_and_time(void) {
     teardown(&f);
 }
 
+static int64_t fixed_clock(void *opaque) { return *(const int64_t *)opaque; }
+
+/* One command stamped a century ahead must not age every entry out of the
+ * window: with a clock, a time more than an hour past it does not move the
+ * window's clock. Without one, the entry below would be forgotten. */
+static void test_window_clock_ignores_far_future_times(void) {
+    const int64_t now = 1767225600000LL, hour = 3600 * 1000LL;
+    const int64_t century = 100 * 365 * 24 * hour;
+    for (int with_clock = 0; with_clock <= 1; with_clock++) {
+        int64_t clock = now;
+        pn_engine_options_t o = {.clock_ms = with_clock ? fixed_clock : NULL,
+                                 .clock_opaque = &clock};
+        fixture_t f;
+        setup_window(&f, &o, 3, 24 * hour);
+        run(&f, cmd(PN_CMD_UPDATE, "first", NULL, "S1", 10, now));
+        run(&f, cmd(PN_CMD_UPDATE, "future", NULL, "S2", 1, now + century));
+        for (int i = 0; i < 5; i++) { /* past the window by count */
+            char id[8];
+            snprintf(id, sizeof id, "c%d", i);
+            run(&f, cmd(PN_CMD_UPDATE, id, NULL, "S2", 2 + i, now + i));
+        }
+        commit(&f, 1);
+        /* An hour later, the resend is within 24 h of command time. */
+        pn_engine_result_t r =
+            run(&f, cmd(PN_CMD_UPDATE, "first", NULL, "S1", 99, now + hour));
+        PN_ASSERT_EQ_INT(r.outcome.duplicate, with_clock);
+        /* A day later by the clock, times move the window on again (up to
+         * an hour ahead of it). */
+        clock = now + 24 * hour;
+        run(&f, cmd(PN_CMD_UPDATE, "soon", NULL, "S2", 1, now + 25 * hour));
+        for (int i = 0; i < 5; i++) {
+            char id[8];
+            snprintf(id, sizeof id, "d%d", i);
+            run(&f, cmd(PN_CMD_UPDATE, id, NULL, "S2", 2 + i, now + 25 * hour));
+        }
+        r = run(&f, cmd(PN_CMD_UPDATE, "c0", NULL, "S2", 99, now + 25 * hour));
+        PN_ASSERT(!r.outcome.duplicate); /* 25 h after it: forgotten */
+        commit(&f, 2);
+        teardown(&f);
+    }
+}
+
 static bool store_has_dedup(fixture_t *f, const char *stream, const char *id) {
     pn_dedup_entry_t e;
     bool found;
@@ -734,6 +776,8 @@ static const pn_test_case_t engine_cases[] = {
     {"commit survives reopen", test_commit_survives_reopen},
     {"discard leaves no trace", test_discard_leaves_no_trace},
     {"idempotency window by count and time", test_window_by_count_and_time},
+    {"the window's clock ignores far-future command times",
+     test_window_clock_ignores_far_future_times},
     {"expired ids: absent before compaction, gone after",
      test_window_expiry_before_and_after_compaction},
     {"maintenance expires events in bounded calls",

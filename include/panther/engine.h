@@ -64,8 +64,19 @@ typedef struct pn_engine_options {
     pn_codec_t *codec;           /* borrowed; outlives the engine */
     size_t state_cache_streams;  /* states kept in memory; 0 = 100,000 */
     /* The idempotency window is the store's (pn_store_options_t), which
-     * its compaction expires entries by. */
+     * its compaction expires entries by. Its clock is the latest command
+     * time (`at`) of the partition; with clock_ms set, a command time more
+     * than PN_ENGINE_MAX_AHEAD_MS past clock_ms() does not move it, so that
+     * one command stamped in the far future cannot age every entry out of
+     * the window at once. NULL: command times are taken as they are. */
+    int64_t (*clock_ms)(void *opaque); /* wall clock, ms since the epoch */
+    void *clock_opaque;
 } pn_engine_options_t;
+
+#define PN_ENGINE_MAX_AHEAD_MS (60 * 60 * 1000)
+
+/** The wall clock, as a clock_ms (opaque unused). */
+int64_t pn_engine_wall_clock(void *opaque);
 
 #define PN_ENGINE_DEFAULT_CACHE_STREAMS 100000u
 

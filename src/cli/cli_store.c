@@ -53,6 +53,7 @@ pn_err_t pn_cli_store_open(const pn_config_t *cfg, const char *path,
         pn_engine_options_t eo = o.engine;
         eo.store = ls->store;
         eo.codec = ls->codec;
+        eo.clock_ms = pn_engine_wall_clock;
         e = pn_engine_new(&eo, &ls->engine, err, err_size);
     }
     return e;
