@@ -182,10 +182,17 @@ static pn_err_t final_checkpoint(pn_snapshotter_t *s, const char *why_now,
 
 /* Eager rebalancing takes every partition: checkpoint what was applied
  * (the new owner, maybe this process again, resumes from the store), then
- * forget everything held in memory. */
+ * forget everything held in memory. Not when the assignment was lost (a
+ * session timeout): the partitions may have a new owner already, whose
+ * newer snapshots an older one published now would follow in the
+ * compacted topic; the events since the last checkpoint are replayed. */
 static void on_revoke(pn_snapshotter_t *s, rd_kafka_t *rk) {
     char why[512] = "";
-    if (final_checkpoint(s, "revoked", why, sizeof why) != PN_ERR_OK)
+    if (rd_kafka_assignment_lost(rk))
+        pn_log_kv(PN_LOG_WARN, "assignment lost: no checkpoint, the events "
+                               "since the last one are replayed",
+                  PN_LOG_STR("topic", s->opts.events_topic));
+    else if (final_checkpoint(s, "revoked", why, sizeof why) != PN_ERR_OK)
         pn_log_kv(PN_LOG_ERROR, "checkpoint failed on revocation",
                   PN_LOG_STR("detail", why));
     pn_snapshotter__forget(s);
