@@ -291,6 +291,14 @@ static pn_err_t fold_stored_event(void *opaque, int64_t version,
         err = pn_err_set(ctx->errstr, ctx->errstr_size, PN_ERR_STORE_CORRUPT,
                          "stored event %lld holds version %lld",
                          (long long)version, (long long)ev.version);
+    else if (version != ctx->state->version + 1)
+        /* Its first events expired after the snapshot covered them. */
+        err = pn_err_set(ctx->errstr, ctx->errstr_size, PN_ERR_STORE_VERSION,
+                         "stream %.*s|%.*s: snapshot of an older fold format "
+                         "and local events only from version %lld on; remove "
+                         "the local store to restore from the events topic",
+                         (int)ev.sku_id.len, ev.sku_id.ptr, (int)ev.node_id.len,
+                         ev.node_id.ptr, (long long)version);
     else
         err = pn_domain_evolve(ctx->state, &ev);
     pn_event_release(&ev);

@@ -368,6 +368,40 @@ static void test_maintain_expires_events(void) {
     teardown(fp);
 }
 
+/* A snapshot of another fold format is rebuilt from the stored events; if
+ * the first of them expired, the store says so and what to do, rather than
+ * failing in evolve with no message. */
+static void test_stale_snapshot_with_expired_events(void) {
+    fixture_t f;
+    setup(&f, NULL);
+    close_engine(&f);
+    f.retention_ms = 1000;
+    open_engine(&f, 0);
+    for (int v = 1; v <= 10; v++) {
+        char id[16];
+        snprintf(id, sizeof id, "x%d", v);
+        run(&f, cmd(PN_CMD_UPDATE, id, NULL, "X", v, v <= 5 ? v : 9000 + v));
+    }
+    commit(&f, 1);
+    char err[512];
+    pn_engine_maintenance_t m;
+    do
+        PN_REQUIRE_OK(pn_engine_maintain(f.engine, 5000, 0, &m, err, sizeof err));
+    while (!m.pass_done);
+    PN_ASSERT_EQ_INT(count_events(&f, "X|DC1"), 5); /* 6..10 are left */
+    close_engine(&f);
+    open_engine(&f, 77); /* another fold format */
+    pn_command_t c = cmd(PN_CMD_UPDATE, "x11", NULL, "X", 11, 9100);
+    pn_engine_result_t r;
+    pn_err_t e = pn_engine_execute(f.engine, 0, &c, &r, err, sizeof err);
+    PN_ASSERT_EQ_INT(e, PN_ERR_STORE_VERSION);
+    PN_ASSERT_(strstr(err, "X|DC1") && strstr(err, "from version 6") &&
+                   strstr(err, "remove the local store"),
+               CU_FALSE, "error: %.400s", err);
+    pn_engine_discard(f.engine);
+    teardown(&f);
+}
+
 static pn_err_t count_event(void *opaque, int64_t version, const void *data,
                             size_t len) {
     (void)version;
@@ -775,6 +809,8 @@ static const pn_test_case_t engine_cases[] = {
     {"a batch sees its own effects", test_batch_sees_its_own_effects},
     {"commit survives reopen", test_commit_survives_reopen},
     {"discard leaves no trace", test_discard_leaves_no_trace},
+    {"a stale snapshot whose first events expired",
+     test_stale_snapshot_with_expired_events},
     {"idempotency window by count and time", test_window_by_count_and_time},
     {"the window's clock ignores far-future command times",
      test_window_clock_ignores_far_future_times},
