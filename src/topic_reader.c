@@ -42,6 +42,15 @@ pn_err_t pn_topic_read_all(const pn_kafka_prop_t *kafka, size_t n_kafka,
                            const char *topic, pn_topic_record_fn fn,
                            void *opaque, int timeout_ms, char *errstr,
                            size_t errstr_size) {
+    return pn_topic_read_all_until(kafka, n_kafka, topic, fn, opaque,
+                                   timeout_ms, NULL, errstr, errstr_size);
+}
+
+pn_err_t pn_topic_read_all_until(const pn_kafka_prop_t *kafka, size_t n_kafka,
+                                 const char *topic, pn_topic_record_fn fn,
+                                 void *opaque, int timeout_ms,
+                                 const volatile sig_atomic_t *stop,
+                                 char *errstr, size_t errstr_size) {
     rd_kafka_t *rk;
     pn_err_t err = reader_new(kafka, n_kafka, &rk, errstr, errstr_size);
     if (err)
@@ -66,6 +75,10 @@ pn_err_t pn_topic_read_all(const pn_kafka_prop_t *kafka, size_t n_kafka,
     int remaining = n_parts;
     int64_t deadline = pn_mono_ms() + timeout_ms;
     while (!err && remaining > 0) {
+        if (stop && *stop) {
+            err = pn_err_set(errstr, errstr_size, PN_ERR_STATE, "interrupted");
+            break;
+        }
         if (pn_mono_ms() > deadline) {
             err = pn_err_set(errstr, errstr_size, PN_ERR_KAFKA,
                              "timed out reading topic '%s' (%d partitions "

@@ -5,6 +5,7 @@
 #define PANTHER_TOPIC_READER_H
 
 #include <librdkafka/rdkafka.h>
+#include <signal.h>
 
 #include "panther/err.h"
 #include "panther/kafka.h"
@@ -22,5 +23,14 @@ PN_MUST_CHECK pn_err_t pn_topic_read_all(const pn_kafka_prop_t *kafka,
                                          pn_topic_record_fn fn, void *opaque,
                                          int timeout_ms, char *errstr,
                                          size_t errstr_size);
+
+/**
+ * The same, stopping with PN_ERR_STATE ("interrupted") once *stop is set,
+ * also while no record comes (a signal handler's flag).
+ */
+PN_MUST_CHECK pn_err_t pn_topic_read_all_until(
+    const pn_kafka_prop_t *kafka, size_t n_kafka, const char *topic,
+    pn_topic_record_fn fn, void *opaque, int timeout_ms,
+    const volatile sig_atomic_t *stop, char *errstr, size_t errstr_size);
 
 #endif

@@ -4,6 +4,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -156,12 +157,63 @@ static void test_read_counts_each_partition_end_once(void) {
     rd_kafka_destroy(host);
 }
 
+/* A read that waits for a partition behind a slow broker stops once its
+ * stop flag is set (a signal handler's), not when the records come. */
+static volatile sig_atomic_t stop_reading;
+
+static void *stop_later(void *arg) {
+    (void)arg;
+    usleep(1000 * 1000);
+    stop_reading = 1;
+    return NULL;
+}
+
+static pn_err_t count_record(void *opaque, const rd_kafka_message_t *m) {
+    (void)m;
+    (*(int *)opaque)++;
+    return PN_ERR_OK;
+}
+
+static void test_read_stops_when_asked(void) {
+    rd_kafka_t *host = client(RD_KAFKA_PRODUCER, "", NULL);
+    rd_kafka_mock_cluster_t *mock = rd_kafka_mock_cluster_new(host, 2);
+    PN_REQUIRE(mock != NULL);
+    PN_REQUIRE(rd_kafka_mock_topic_create(mock, "r", 2, 1) == 0);
+    PN_REQUIRE(rd_kafka_mock_partition_set_leader(mock, "r", 0, 1) == 0);
+    PN_REQUIRE(rd_kafka_mock_partition_set_leader(mock, "r", 1, 2) == 0);
+    const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
+    rd_kafka_t *producer = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
+    produce_to_partition(producer, 1);
+    PN_REQUIRE(rd_kafka_mock_broker_set_rtt(mock, 2, 30000) == 0);
+
+    pn_kafka_prop_t kafka[] = {{"bootstrap.servers", bootstrap}};
+    char why[512] = "";
+    int records = 0;
+    stop_reading = 0;
+    pthread_t stopper;
+    PN_REQUIRE(pthread_create(&stopper, NULL, stop_later, NULL) == 0);
+    int64_t t0 = pn_mono_ms();
+    pn_err_t e = pn_topic_read_all_until(kafka, 1, "r", count_record, &records,
+                                         60000, &stop_reading, why, sizeof why);
+    int64_t took = pn_mono_ms() - t0;
+    pthread_join(stopper, NULL);
+    PN_ASSERT_EQ_INT(e, PN_ERR_STATE);
+    PN_ASSERT_(strstr(why, "interrupted") != NULL, CU_FALSE, "error: %.400s",
+               why);
+    PN_ASSERT_(took < 5000, CU_FALSE, "stopped after %lld ms", (long long)took);
+    PN_ASSERT_EQ_INT(records, 0);
+    rd_kafka_destroy(producer);
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(host);
+}
+
 static const pn_test_case_t cases[] = {
     {"destroy in time", test_destroy_in_time},
     {"a destroy past its deadline is left behind",
      test_destroy_past_its_deadline_is_left_behind},
     {"a read counts each partition's end once",
      test_read_counts_each_partition_end_once},
+    {"a read stops when asked", test_read_stops_when_asked},
     {NULL, NULL}};
 
 const pn_test_suite_t pn_test_suites[] = {{"kafka", cases}, {NULL, NULL}};

@@ -251,12 +251,16 @@ static int rebuild(const pn_config_t *cfg, bool force) {
                         " offsets) into '%s'\n",
                 topic, (int)rb.n_parts, rb.total, path);
         rb.started = rb.last_shown = pn_mono_s();
-        e = pn_topic_read_all(kp.props, kp.n, topic, on_event, &rb, INT_MAX,
-                              rb.err, sizeof rb.err);
+        e = pn_topic_read_all_until(kp.props, kp.n, topic, on_event, &rb,
+                                    INT_MAX, &interrupted, rb.err,
+                                    sizeof rb.err);
         /* What was read is consistent (checkpoints included), also when
-         * interrupted: keep it for a worker to continue from. */
+         * interrupted: keep it for a worker to continue from. The write
+         * is waited for: "done" only once it is on disk. */
         pn_err_t ce = pn_engine_commit(rb.ls.engine, NULL, 0, rb.err,
                                        sizeof rb.err);
+        if (!ce)
+            ce = pn_engine_sync(rb.ls.engine, rb.err, sizeof rb.err);
         e = e ? e : ce;
     }
     if (!e)
