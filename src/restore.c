@@ -204,7 +204,6 @@ pn_err_t pn_worker_restore(pn_worker_t *w, char *errstr, size_t errstr_size) {
         return err;
     w->stats.restored_events += rp.applied;
     log_progress(w, &rp, true);
-    rd_kafka_resume_partitions(w->consumer, w->to_restore);
     rd_kafka_topic_partition_list_destroy(w->to_restore);
     w->to_restore = rd_kafka_topic_partition_list_new(0);
     return PN_ERR_OK;
