@@ -1259,9 +1259,12 @@ pn_err_t pn_store_commit(pn_store_t *store, pn_store_batch_t *batch,
     if (batch->count == 0)
         return PN_ERR_OK;
     /* After an asynchronous write: this one must land after it (and the
-     * writer thread is done with store->order). */
-    pn_store__wait_idle(store);
-    pn_err_t err = pn_store__check_writable(store, errstr, errstr_size);
+     * writer thread is done with store->order), and not at all if it
+     * failed: a checkpoint written past a batch that never landed would
+     * skip that batch when the store is restored. */
+    pn_err_t err = pn_store_sync(store, errstr, errstr_size);
+    if (!err)
+        err = pn_store__check_writable(store, errstr, errstr_size);
     if (err)
         return err;
     pn_store__filter_add_batch(store, batch);

@@ -1961,7 +1961,35 @@ static void test_crash_keeps_whole_batches(void) {
     free(dir);
 }
 
+/* A synchronous commit after an asynchronous one that failed returns that
+ * failure and writes nothing: its checkpoint would lie past a batch that
+ * never landed. */
+static void test_commit_after_failed_async_write(void) {
+    fixture_t f;
+    setup(&f);
+    char err[512] = "";
+    put_event(&f, "s|1", 1, 1, "first");
+    pn_store__test_fail_writes(f.store, true);
+    PN_REQUIRE_OK(pn_store_commit_async(f.store, f.batch, err, sizeof err));
+    put_event(&f, "s|1", 2, 2, "second");
+    pn_err_t e = pn_store_commit(f.store, f.batch, err, sizeof err);
+    pn_store__test_fail_writes(f.store, false); /* the writer's, only */
+    PN_ASSERT_EQ_INT(e, PN_ERR_STORE_IO);
+    PN_ASSERT(strstr(err, "write failed") != NULL);
+    static scan_t sc; /* large */
+    scan(f.store, "s|1", 0, &sc);
+    PN_ASSERT_EQ_INT(sc.n, 0);
+    /* Reported once: the next commit writes. */
+    commit(&f);
+    scan(f.store, "s|1", 0, &sc);
+    PN_ASSERT_EQ_INT(sc.n, 1);
+    PN_ASSERT_EQ_INT(sc.versions[0], 2);
+    teardown(&f);
+}
+
 static const pn_test_case_t store_cases[] = {
+    {"a commit after a failed asynchronous write reports it",
+     test_commit_after_failed_async_write},
     {"round trip through every column family", test_round_trip_every_family},
     {"absent keys are not found", test_absent_keys},
     {"invalid arguments are refused, batch untouched", test_invalid_arguments},

@@ -232,8 +232,8 @@ PN_MUST_CHECK pn_err_t pn_store_batch_put_stream_time(pn_store_batch_t *batch,
                                                       int64_t at_ms);
 
 /** Writes the batch atomically (one RocksDB WriteBatch), after any
- *  asynchronous write in flight. The batch is left as it was; clear it to
- *  reuse. */
+ *  asynchronous write in flight; if that one failed, returns its error
+ *  and writes nothing. The batch is left as it was; clear it to reuse. */
 PN_MUST_CHECK pn_err_t pn_store_commit(pn_store_t *store,
                                        pn_store_batch_t *batch, char *errstr,
                                        size_t errstr_size);
