@@ -130,14 +130,34 @@ static pn_err_t count_and_grow(void *opaque, const rd_kafka_message_t *m) {
     return PN_ERR_OK;
 }
 
+/* Topic "r" on a mock cluster of two brokers: partition 0 led by broker 1,
+ * partition 1 by broker 2 (which the tests slow down). */
+typedef struct two_brokers {
+    rd_kafka_t *host;
+    rd_kafka_mock_cluster_t *mock;
+    const char *bootstrap;
+} two_brokers_t;
+
+static void two_brokers_start(two_brokers_t *tb) {
+    tb->host = client(RD_KAFKA_PRODUCER, "", NULL);
+    tb->mock = rd_kafka_mock_cluster_new(tb->host, 2);
+    PN_REQUIRE(tb->mock != NULL);
+    PN_REQUIRE(rd_kafka_mock_topic_create(tb->mock, "r", 2, 1) == 0);
+    PN_REQUIRE(rd_kafka_mock_partition_set_leader(tb->mock, "r", 0, 1) == 0);
+    PN_REQUIRE(rd_kafka_mock_partition_set_leader(tb->mock, "r", 1, 2) == 0);
+    tb->bootstrap = rd_kafka_mock_cluster_bootstraps(tb->mock);
+}
+
+static void two_brokers_stop(two_brokers_t *tb) {
+    rd_kafka_mock_cluster_destroy(tb->mock);
+    rd_kafka_destroy(tb->host);
+}
+
 static void test_read_counts_each_partition_end_once(void) {
-    rd_kafka_t *host = client(RD_KAFKA_PRODUCER, "", NULL);
-    rd_kafka_mock_cluster_t *mock = rd_kafka_mock_cluster_new(host, 2);
-    PN_REQUIRE(mock != NULL);
-    PN_REQUIRE(rd_kafka_mock_topic_create(mock, "r", 2, 1) == 0);
-    PN_REQUIRE(rd_kafka_mock_partition_set_leader(mock, "r", 0, 1) == 0);
-    PN_REQUIRE(rd_kafka_mock_partition_set_leader(mock, "r", 1, 2) == 0);
-    const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
+    two_brokers_t tb;
+    two_brokers_start(&tb);
+    rd_kafka_mock_cluster_t *mock = tb.mock;
+    const char *bootstrap = tb.bootstrap;
     growing_read_t g = {.producer = client(RD_KAFKA_PRODUCER, bootstrap, NULL)};
     produce_to_partition(g.producer, 0);
     produce_to_partition(g.producer, 1);
@@ -153,8 +173,7 @@ static void test_read_counts_each_partition_end_once(void) {
     PN_ASSERT_EQ_INT(g.per_partition[0], 2);
     PN_ASSERT_EQ_INT(g.per_partition[1], 1); /* not left unread */
     rd_kafka_destroy(g.producer);
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(host);
+    two_brokers_stop(&tb);
 }
 
 /* A read that waits for a partition behind a slow broker stops once its
@@ -175,13 +194,10 @@ static pn_err_t count_record(void *opaque, const rd_kafka_message_t *m) {
 }
 
 static void test_read_stops_when_asked(void) {
-    rd_kafka_t *host = client(RD_KAFKA_PRODUCER, "", NULL);
-    rd_kafka_mock_cluster_t *mock = rd_kafka_mock_cluster_new(host, 2);
-    PN_REQUIRE(mock != NULL);
-    PN_REQUIRE(rd_kafka_mock_topic_create(mock, "r", 2, 1) == 0);
-    PN_REQUIRE(rd_kafka_mock_partition_set_leader(mock, "r", 0, 1) == 0);
-    PN_REQUIRE(rd_kafka_mock_partition_set_leader(mock, "r", 1, 2) == 0);
-    const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
+    two_brokers_t tb;
+    two_brokers_start(&tb);
+    rd_kafka_mock_cluster_t *mock = tb.mock;
+    const char *bootstrap = tb.bootstrap;
     rd_kafka_t *producer = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
     produce_to_partition(producer, 1);
     PN_REQUIRE(rd_kafka_mock_broker_set_rtt(mock, 2, 30000) == 0);
@@ -203,8 +219,7 @@ static void test_read_stops_when_asked(void) {
     PN_ASSERT_(took < 5000, CU_FALSE, "stopped after %lld ms", (long long)took);
     PN_ASSERT_EQ_INT(records, 0);
     rd_kafka_destroy(producer);
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(host);
+    two_brokers_stop(&tb);
 }
 
 static const pn_test_case_t cases[] = {
