@@ -306,10 +306,9 @@ typedef struct outcome_order {
 
 static void free_order(void *value) {
     outcome_order_t *o = value;
-    for (size_t i = 0; o && i < o->n; i++)
+    for (size_t i = 0; i < o->n; i++)
         free((void *)o->items[i].id.ptr);
-    if (o)
-        free(o->items);
+    free(o->items);
     free(o);
 }
 

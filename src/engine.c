@@ -404,8 +404,6 @@ static pn_err_t dedup_key(pn_engine_t *engine, pn_str_t stream_key,
     return err;
 }
 
-/* An entry outside the window counts as absent, whether compaction has
- * dropped it yet or not (DESIGN.md section 4). */
 int64_t pn_engine_wall_clock(void *opaque) {
     (void)opaque;
     return pn_wall_ms();
@@ -423,6 +421,8 @@ static void advance_window_clock(const pn_engine_t *engine,
     meta->dedup_max_at_ms = at_ms;
 }
 
+/* An entry outside the window counts as absent, whether compaction has
+ * dropped it yet or not (DESIGN.md section 4). */
 static bool in_window(const pn_engine_t *engine, const pn_partition_meta_t *meta,
                       const pn_dedup_entry_t *entry) {
     return !pn_store_dedup_expired(engine->window_commands, engine->window_ms,

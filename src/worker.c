@@ -396,10 +396,9 @@ static pn_err_t recover(pn_worker_t *w, pn_err_t cause, const char *why,
               PN_LOG_STR("error", pn_err_name(cause)), PN_LOG_STR("detail", why),
               PN_LOG_UINT("commands", w->txn_records));
     pn_err_t err = txn_abort(w, cause, errstr, errstr_size);
-    char why_not[512];
-    pn_err_t rerr = err ? rewind_consumer(w, why_not, sizeof why_not)
-                        : rewind_consumer(w, errstr, errstr_size);
-    return err ? err : rerr;
+    if (!err) /* else the worker stops: nothing is read again */
+        err = rewind_consumer(w, errstr, errstr_size);
+    return err;
 }
 
 /* A failed record or commit: Kafka trouble is undone and retried; a

@@ -25,8 +25,8 @@ struct pn_worker_s {
     volatile sig_atomic_t stop;
 
     rd_kafka_topic_partition_list_t *to_restore; /* assigned, not restored */
-    /* A rebalance callback that could not take or hold its partitions:
-     * the loop stops the worker with this (the callback cannot return it). */
+    /* A rebalance callback that could not take its partitions: the loop
+     * stops the worker with this (the callback cannot return it). */
     char rebalance_failure[512];
 
     /* The open transaction (with at_least_once: the open batch). Records

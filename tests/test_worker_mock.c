@@ -157,16 +157,22 @@ static void fail_next_transaction(harness_t *h, size_t lookups_failing) {
             RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
 }
 
+/* One command committed, then a second whose transaction fails and whose
+ * rewind finds the committed offsets unreadable lookups_failing times. */
+static void start_and_fail(harness_t *h, size_t lookups_failing) {
+    harness_start(h);
+    send_update(h, 1);
+    PN_ASSERT(wait_for(h, one_commit));
+    fail_next_transaction(h, lookups_failing);
+    send_update(h, 2);
+    PN_ASSERT(wait_for(h, one_abort));
+}
+
 /* The offsets stay unknown: the worker stops with an error that says so,
  * where it used to go back to the log's start and run it all again. */
 static void test_unknown_committed_offsets_stop_the_worker(void) {
     harness_t h;
-    harness_start(&h);
-    send_update(&h, 1);
-    PN_ASSERT(wait_for(&h, one_commit));
-    fail_next_transaction(&h, 1000);
-    send_update(&h, 2);
-    PN_ASSERT(wait_for(&h, one_abort));
+    start_and_fail(&h, 1000);
     for (int i = 0; i < 300 && !atomic_load(&h.exited); i++)
         usleep(100 * 1000); /* 5 look-ups with pauses of 1..4 s */
     PN_ASSERT(atomic_load(&h.exited));
@@ -183,12 +189,7 @@ static void test_unknown_committed_offsets_stop_the_worker(void) {
  * aborted command again and goes on. */
 static void test_committed_offsets_read_on_a_retry(void) {
     harness_t h;
-    harness_start(&h);
-    send_update(&h, 1);
-    PN_ASSERT(wait_for(&h, one_commit));
-    fail_next_transaction(&h, 2);
-    send_update(&h, 2);
-    PN_ASSERT(wait_for(&h, one_abort));
+    start_and_fail(&h, 2);
     PN_ASSERT(wait_for(&h, two_commits));
     PN_ASSERT(!atomic_load(&h.exited));
     pn_worker_stats_t s;

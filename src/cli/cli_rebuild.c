@@ -141,8 +141,6 @@ static pn_err_t measure(const pn_cli_kafka_props_t *kp, const char *topic,
 
 static pn_err_t on_event(void *opaque, const rd_kafka_message_t *m) {
     rebuild_t *rb = opaque;
-    if (interrupted)
-        return pn_err_set(rb->err, sizeof rb->err, PN_ERR_STATE, "interrupted");
     bool applied;
     pn_err_t e = pn_engine_apply_event(rb->ls.engine, m->partition, m->offset,
                                        m->payload, m->len, &applied, rb->err,
